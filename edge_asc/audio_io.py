@@ -1,0 +1,112 @@
+"""Reading audio files: whatever libsndfile reads (wav, flac, ogg...), mixed to mono, resampled.
+
+soundfile is imported when a file is read, so the daemon listening to a microphone never loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .resample import StreamResampler, resample
+
+log = logging.getLogger(__name__)
+
+READ_BLOCK = 65536  # frames per read when streaming a file
+
+
+class AudioFileError(Exception):
+    """A file that cannot be used as audio; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def _soundfile():
+    import soundfile
+
+    return soundfile
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    path = Path(path)
+    sf = _soundfile()
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or OSError by version
+        raise AudioFileError(f"{path}: cannot read audio ({_reason(exc)})") from exc
+    return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def to_mono(block: np.ndarray) -> np.ndarray:
+    """(frames,) or (frames, channels) -> (frames,) float32 channel mean."""
+    block = np.asarray(block, dtype=np.float32)
+    if block.ndim == 1:
+        return block
+    if block.shape[1] == 1:
+        return block[:, 0]
+    return block.mean(axis=1, dtype=np.float32)
+
+
+def iter_audio(path: str | Path, sample_rate: int, block_frames: int = READ_BLOCK) -> Iterator[np.ndarray]:
+    """Yield mono float32 blocks of a file at ``sample_rate`` (streamed; the same samples as read_audio)."""
+    path = Path(path)
+    info = audio_info(path)
+    if info.frames == 0 or info.channels == 0:
+        raise AudioFileError(f"{path}: holds no audio")
+    sf = _soundfile()
+    resampler = StreamResampler(info.sample_rate, sample_rate)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                if not np.all(np.isfinite(block)):
+                    raise AudioFileError(f"{path}: contains NaN or infinite samples")
+                out = resampler.process(to_mono(block))
+                if out.size:
+                    yield out
+    except AudioFileError:
+        raise
+    except Exception as exc:
+        raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc)})") from exc
+    tail = resampler.flush()
+    if tail.size:
+        yield tail
+
+
+def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Whole file as mono float32 at ``sample_rate``. Raises AudioFileError naming the file."""
+    path = Path(path)
+    info = audio_info(path)
+    if info.frames == 0 or info.channels == 0:
+        raise AudioFileError(f"{path}: holds no audio")
+    sf = _soundfile()
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc)})") from exc
+    if data.shape[0] == 0:
+        raise AudioFileError(f"{path}: holds no audio")
+    if not np.all(np.isfinite(data)):
+        raise AudioFileError(f"{path}: contains NaN or infinite samples")
+    return resample(to_mono(data), int(sr), sample_rate)

@@ -1,0 +1,77 @@
+"""The ``edge-asc`` command: one sub-command per module in edge_asc/commands/.
+
+Each command module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` and keeps
+its heavy imports (torch, onnxruntime...) inside ``run``, so ``edge-asc run`` never loads torch.
+Logging is configured here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+from .config import ConfigError
+
+log = logging.getLogger(__name__)
+
+# sub-command name -> module under edge_asc.commands
+COMMANDS = {
+    "train": "train",
+    "export": "export",
+    "build-index": "build_index",
+    "evaluate": "evaluate",
+    "devices": "devices",
+    "run": "run",
+    "listen": "listen",
+    "classify": "classify",
+    "demo": "demo",
+}
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Plain single lines on stderr (journald adds its own timestamps)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-asc", description="Acoustic scene classification after 300 ms of audio.")
+    parser.add_argument("--version", action="version", version=f"edge-asc {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"{__package__}.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.commands.{module_name}":
+                raise
+            continue
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return int(args._run(args) or 0)
+    except ConfigError as exc:
+        log.error("configuration: %s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

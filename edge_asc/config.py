@@ -1,0 +1,165 @@
+"""Typed configuration: frozen dataclasses filled from YAML (safe_load) and CLI overrides.
+
+Every section of a config file is a frozen dataclass. Loading is strict: an unknown key is an
+error naming the key (and the keys that are accepted), a value of the wrong type is an error naming
+the key and the expected type, and a field may declare its accepted values with
+``field(metadata={"choices": (...)})``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message names the key."""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check (and minimally coerce) ``value`` against the annotation ``tp``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        item_tp = args[0] if args else Any
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} settings, got {value!r}")
+        return from_dict(tp, value, prefix=f"{key}.")
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"{key}: expected a path, got {value!r}")
+        return Path(value)
+    return value
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:
+    """Build the frozen dataclass ``cls`` from a mapping, refusing unknown keys and bad values."""
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {prefix}{unknown[0]!s}"
+            + (f" (and {', '.join(prefix + u for u in unknown[1:])})" if len(unknown) > 1 else "")
+            + f"; accepted keys: {', '.join(prefix + k for k in fields)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        value = _coerce(value, hints[name], key)
+        choices = fields[name].metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not accepted; accepted values: {', '.join(map(str, choices))}")
+        kwargs[name] = value
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {exc}") from exc
+    return obj
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Plain (YAML/JSON-safe) dict of a config dataclass."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    return plain(obj)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with safe_load; an empty file is an empty mapping."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def override(obj: T, **changes: Any) -> T:
+    """Apply CLI overrides (None means 'not given') through the same validation as the file."""
+    given = {k: v for k, v in changes.items() if v is not None}
+    if not given:
+        return obj
+    merged = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+    merged.update(given)
+    return from_dict(type(obj), merged)
+
+
+def load(cls: type[T], path: str | Path | None = None, section: str | None = None, **overrides: Any) -> T:
+    """Load ``cls`` from an optional YAML file (optionally one section of it), then apply overrides."""
+    data: Mapping[str, Any] = {}
+    if path is not None:
+        data = load_yaml(path)
+        if section is not None:
+            data = data.get(section) or {}
+    try:
+        cfg = from_dict(cls, data, prefix=f"{section}." if section else "")
+    except ConfigError as exc:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{exc}") from exc
+    return override(cfg, **overrides)

@@ -1,0 +1,373 @@
+"""The 52 per-window features of the paper (section 3.1), in numpy, causal, shared by trainer and daemon.
+
+Per FFT window (25 ms, 15 ms hop):
+
+* 20 MFCCs: Hann window, |rFFT|^2, Slaney mel filterbank (librosa's default), 10*log10 (amin 1e-10,
+  no top_db clipping), orthonormal DCT-II. Agrees with ``librosa.feature.mfcc`` fed the same frames.
+* 20 first derivatives: the least-squares slope of each MFCC over the last ``delta_width`` windows
+  (a causal regression, so no future window is needed).
+* 12 harmonic/percussive descriptors of a causal median-filter split of the mel power spectrum
+  (docs/features.md defines each one).
+
+A segment is ``frames_per_segment`` windows (20 x 15 ms = 300 ms). Window ``j`` of a stream covers the
+``win_length`` samples that end at sample ``(j + 1) * hop_length``, so segment ``i`` owns samples
+``[i * segment_samples, (i + 1) * segment_samples)`` and its features also read a fixed left context of
+``context_samples`` before that (zeros before the start of a stream). ``segment_features`` is a pure
+function of those ``context_samples + segment_samples`` samples; the offline pass and the live daemon
+both call it on the same slice, so they produce identical numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+# --- DSP constants (defined once; everything else is derived) -------------------------------------
+SAMPLE_RATE = 16000
+WINDOW_MS = 25.0
+HOP_MS = 15.0  # 25 ms windows with 10 ms overlap
+N_FFT = 512
+N_MELS = 40
+N_MFCC = 20
+FRAMES_PER_SEGMENT = 20  # 20 x 15 ms = 300 ms
+DELTA_WIDTH = 5  # windows in the causal delta regression
+HARMONIC_KERNEL = 9  # windows in the causal median over time (harmonic part)
+PERCUSSIVE_KERNEL = 7  # mel bands in the median over frequency (percussive part)
+ROLLOFF = 0.85
+AMIN = 1e-10
+N_HPSS = 12
+
+FEATURE_VERSION = 1  # bump when the definition of any feature changes
+
+HPSS_NAMES = (
+    "h_log_energy",
+    "p_log_energy",
+    "harmonic_ratio",
+    "h_centroid",
+    "p_centroid",
+    "h_spread",
+    "p_spread",
+    "h_flatness",
+    "p_flatness",
+    "h_rolloff",
+    "p_rolloff",
+    "p_flux",
+)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Feature settings. They travel inside the ONNX model and the index manifest."""
+
+    sample_rate: int = SAMPLE_RATE
+    window_ms: float = WINDOW_MS
+    hop_ms: float = HOP_MS
+    n_fft: int = N_FFT
+    n_mels: int = N_MELS
+    n_mfcc: int = N_MFCC
+    fmin: float = 0.0
+    fmax: float | None = None
+    frames_per_segment: int = FRAMES_PER_SEGMENT
+    delta_width: int = DELTA_WIDTH
+    harmonic_kernel: int = HARMONIC_KERNEL
+    percussive_kernel: int = PERCUSSIVE_KERNEL
+    version: int = FEATURE_VERSION
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+        if not 0 < self.hop_length <= self.win_length <= self.n_fft:
+            raise ValueError(
+                f"need 0 < hop ({self.hop_length}) <= window ({self.win_length}) <= n_fft ({self.n_fft}) samples"
+            )
+        if self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})")
+        if self.delta_width < 2:
+            raise ValueError(f"delta_width must be at least 2, got {self.delta_width}")
+        if self.harmonic_kernel < 1 or self.percussive_kernel < 1 or self.percussive_kernel % 2 == 0:
+            raise ValueError("harmonic_kernel must be >= 1 and percussive_kernel odd and >= 1")
+        if self.frames_per_segment < 1:
+            raise ValueError("frames_per_segment must be >= 1")
+
+    # --- derived values ---
+    @property
+    def win_length(self) -> int:
+        return int(round(self.sample_rate * self.window_ms / 1000.0))
+
+    @property
+    def hop_length(self) -> int:
+        return int(round(self.sample_rate * self.hop_ms / 1000.0))
+
+    @property
+    def n_features(self) -> int:
+        return 2 * self.n_mfcc + N_HPSS
+
+    @property
+    def segment_samples(self) -> int:
+        return self.frames_per_segment * self.hop_length
+
+    @property
+    def segment_seconds(self) -> float:
+        return self.segment_samples / self.sample_rate
+
+    @property
+    def context_frames(self) -> int:
+        """Windows before a segment that its features read (deltas, harmonic median, flux)."""
+        return max(self.delta_width - 1, self.harmonic_kernel - 1, 1)
+
+    @property
+    def context_samples(self) -> int:
+        """Samples before a segment that its features read: earlier windows plus the window overlap."""
+        return self.context_frames * self.hop_length + (self.win_length - self.hop_length)
+
+    @property
+    def input_samples(self) -> int:
+        """Length of the slice ``segment_features`` takes."""
+        return self.context_samples + self.segment_samples
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FeatureConfig":
+        from .config import from_dict
+
+        return from_dict(cls, data, prefix="features.")
+
+
+# --- filterbank and transforms -----------------------------------------------------------------
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """Slaney mel scale (librosa's default, htk=False)."""
+    hz = np.asanyarray(hz, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    mel = hz / f_sp
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-12) / min_log_hz) / logstep, mel)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    mel = np.asanyarray(mel, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular filters with Slaney area normalisation."""
+    fmax = sample_rate / 2.0 if fmax is None else fmax
+    fft_freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    mel_pts = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_pts)
+    ramps = mel_pts[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_pts[2:] - mel_pts[:-2]))[:, None]
+    return weights
+
+
+def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_in, n_out) orthonormal DCT-II, so ``x @ D`` equals scipy's ``dct(x, type=2, norm='ortho')[:n_out]``."""
+    n = np.arange(n_in)[:, None]
+    k = np.arange(n_out)[None, :]
+    d = np.cos(np.pi / n_in * (n + 0.5) * k) * np.sqrt(2.0 / n_in)
+    d[:, 0] /= np.sqrt(2.0)
+    return d
+
+
+def hann_window(win_length: int, n_fft: int) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` centred in ``n_fft`` (as librosa/scipy 'hann', fftbins=True)."""
+    w = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win_length) / win_length)
+    pad = n_fft - win_length
+    return np.pad(w, (pad // 2, pad - pad // 2))
+
+
+# --- the extractor -----------------------------------------------------------------------------
+
+
+class FeatureExtractor:
+    """Computes the (frames_per_segment, 52) feature matrix of one segment, or of every segment of a signal.
+
+    Constants (window, filterbank, DCT, delta weights) are computed once at construction; per call the work is
+    one rFFT over the segment's windows and a handful of vectorised numpy operations.
+    """
+
+    def __init__(self, config: FeatureConfig | None = None) -> None:
+        self.config = cfg = config or FeatureConfig()
+        self.n_frames = cfg.context_frames + cfg.frames_per_segment  # windows computed per call
+        self.window = hann_window(cfg.win_length, cfg.n_fft)
+        # mel filterbank restricted to the FFT bins it touches
+        mel = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+        self.mel_t = np.ascontiguousarray(mel.T)  # (n_bins, n_mels)
+        self.dct = dct_matrix(cfg.n_mels, cfg.n_mfcc)  # (n_mels, n_mfcc)
+        w = cfg.delta_width
+        t = np.arange(w, dtype=np.float64) - (w - 1) / 2.0
+        self.delta_weights = t / np.sum(t * t)  # least-squares slope over the last w windows
+        self.band_index = np.arange(cfg.n_mels, dtype=np.float64)
+        # frame j of the call covers samples [j*hop, j*hop + n_fft) of the zero-padded input slice
+        self._frame_starts = np.arange(self.n_frames) * cfg.hop_length
+        self._pad = cfg.n_fft - cfg.win_length
+
+    @property
+    def n_features(self) -> int:
+        return self.config.n_features
+
+    # one small function per step ---------------------------------------------------------------
+    def _frames(self, x: np.ndarray) -> np.ndarray:
+        """(n_frames, n_fft) windows of the input slice, zero-padded around each win_length window."""
+        cfg = self.config
+        left = self._pad // 2
+        xp = np.concatenate([np.zeros(left), x, np.zeros(self._pad - left)])
+        view = np.lib.stride_tricks.sliding_window_view(xp, cfg.n_fft)[:: cfg.hop_length]
+        return view[: self.n_frames] * self.window
+
+    def _mel_power(self, frames: np.ndarray) -> np.ndarray:
+        spec = np.fft.rfft(frames, n=self.config.n_fft, axis=-1)
+        power = spec.real * spec.real + spec.imag * spec.imag  # (n_frames, n_bins)
+        return power @ self.mel_t  # (n_frames, n_mels)
+
+    def _mfcc(self, mel_power: np.ndarray) -> np.ndarray:
+        log_mel = 10.0 * np.log10(np.maximum(mel_power, AMIN))
+        return log_mel @ self.dct  # (n_frames, n_mfcc)
+
+    def _deltas(self, mfcc: np.ndarray) -> np.ndarray:
+        """Causal slope over the last delta_width windows, for the segment's windows only."""
+        w = self.config.delta_width
+        windows = np.lib.stride_tricks.sliding_window_view(mfcc, w, axis=0)  # (n_frames-w+1, n_mfcc, w)
+        slopes = windows @ self.delta_weights
+        return slopes[-self.config.frames_per_segment :]
+
+    def _hpss(self, mel_power: np.ndarray) -> np.ndarray:
+        """12 descriptors of a causal median-filter harmonic/percussive split (see docs/features.md)."""
+        cfg = self.config
+        n = cfg.frames_per_segment
+        kh, kp = cfg.harmonic_kernel, cfg.percussive_kernel
+        # harmonic: median over the last kh windows of each band (causal in time)
+        hv = np.lib.stride_tricks.sliding_window_view(mel_power, kh, axis=0)[-n:]  # (n, n_mels, kh)
+        harm = np.partition(hv, kh // 2, axis=-1)[..., kh // 2]
+        if kh % 2 == 0:
+            harm = 0.5 * (harm + np.partition(hv, kh // 2 - 1, axis=-1)[..., kh // 2 - 1])
+        # percussive: median over kp neighbouring bands within a window (edge-padded); one earlier window for flux
+        half = kp // 2
+        m = mel_power[-(n + 1) :]
+        mp = np.concatenate([np.repeat(m[:, :1], half, axis=1), m, np.repeat(m[:, -1:], half, axis=1)], axis=1)
+        pv = np.lib.stride_tricks.sliding_window_view(mp, kp, axis=1)  # (n+1, n_mels, kp)
+        perc_all = np.partition(pv, half, axis=-1)[..., half]
+        perc = perc_all[1:]
+        # soft (Wiener) masks split the window's power into harmonic and percussive parts
+        h2, p2 = harm * harm, perc * perc
+        mask_h = h2 / np.maximum(h2 + p2, AMIN * AMIN)
+        cur = m[1:]
+        parts = np.stack([cur * mask_h, cur * (1.0 - mask_h)])  # (2, n, n_mels)
+        energy = parts.sum(axis=-1)  # (2, n)
+        safe = np.maximum(energy, AMIN)
+        top = cfg.n_mels - 1
+        centroid = (parts @ self.band_index) / safe
+        spread = np.sqrt(np.maximum((parts @ (self.band_index**2)) / safe - centroid**2, 0.0))
+        logp = np.log(np.maximum(parts, AMIN))
+        flatness = np.exp(logp.mean(axis=-1)) / np.maximum(energy / cfg.n_mels, AMIN)
+        cum = np.cumsum(parts, axis=-1)
+        rolloff = np.argmax(cum >= ROLLOFF * safe[..., None], axis=-1).astype(np.float64)
+        logperc = np.log(np.maximum(perc_all, AMIN))
+        flux = np.maximum(np.diff(logperc, axis=0), 0.0).mean(axis=-1)
+        return np.stack(
+            [
+                10.0 * np.log10(safe[0]),
+                10.0 * np.log10(safe[1]),
+                energy[0] / np.maximum(energy[0] + energy[1], AMIN),
+                centroid[0] / top,
+                centroid[1] / top,
+                spread[0] / top,
+                spread[1] / top,
+                flatness[0],
+                flatness[1],
+                rolloff[0] / top,
+                rolloff[1] / top,
+                flux,
+            ],
+            axis=-1,
+        )  # (n, 12)
+
+    # public API ---------------------------------------------------------------------------------
+    def segment_features(self, x: np.ndarray) -> np.ndarray:
+        """Features of one segment.
+
+        x: (context_samples + segment_samples,) mono samples at ``config.sample_rate``; the last
+        ``segment_samples`` are the segment, the rest its left context (zeros before a stream's start).
+        Returns (frames_per_segment, n_features) float32.
+        """
+        cfg = self.config
+        if x.ndim != 1 or x.shape[0] != cfg.input_samples:
+            raise ValueError(f"segment_features needs ({cfg.input_samples},) samples, got {x.shape}")
+        frames = self._frames(np.asarray(x, dtype=np.float64))  # (n_frames, n_fft)
+        mel_power = self._mel_power(frames)  # (n_frames, n_mels)
+        mfcc = self._mfcc(mel_power)  # (n_frames, n_mfcc)
+        out = np.empty((cfg.frames_per_segment, cfg.n_features), dtype=np.float32)
+        out[:, : cfg.n_mfcc] = mfcc[-cfg.frames_per_segment :]
+        out[:, cfg.n_mfcc : 2 * cfg.n_mfcc] = self._deltas(mfcc)
+        out[:, 2 * cfg.n_mfcc :] = self._hpss(mel_power)
+        return out
+
+    def signal_features(self, audio: np.ndarray) -> np.ndarray:
+        """Features of every complete segment of a signal that starts at stream time 0.
+
+        audio: (n_samples,) mono at ``config.sample_rate``. Returns (n_segments, frames_per_segment,
+        n_features) float32, segment i covering samples [i*S, (i+1)*S). A trailing partial segment is dropped.
+        """
+        return np.stack(list(self.iter_signal(audio))) if self.count_segments(len(audio)) else np.zeros(
+            (0, self.config.frames_per_segment, self.config.n_features), dtype=np.float32
+        )
+
+    def count_segments(self, n_samples: int) -> int:
+        return n_samples // self.config.segment_samples
+
+    def iter_signal(self, audio: np.ndarray) -> Iterator[np.ndarray]:
+        cfg = self.config
+        padded = np.concatenate([np.zeros(cfg.context_samples, dtype=np.float32), np.asarray(audio, dtype=np.float32)])
+        for i in range(self.count_segments(len(audio))):
+            start = i * cfg.segment_samples
+            yield self.segment_features(padded[start : start + cfg.input_samples])
+
+
+class Segmenter:
+    """Cuts a live stream into feature-ready slices (left context + segment), whatever the block sizes.
+
+    push() copies each block into a preallocated buffer and yields, for every segment completed, the
+    segment's index and its (context_samples + segment_samples,) slice; the slice is a view that stays
+    valid until the next push(). The stream starts with ``context_samples`` zeros, as the offline pass.
+    """
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self.config = config
+        self._ctx = config.context_samples
+        self._seg = config.segment_samples
+        self._buf = np.zeros(config.input_samples, dtype=np.float32)
+        self._fill = self._ctx  # samples held (context zeros count)
+        self.segments_done = 0
+        self.samples_in = 0
+
+    def push(self, block: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        pos = 0
+        while pos < block.shape[0]:
+            take = min(block.shape[0] - pos, self._buf.shape[0] - self._fill)
+            self._buf[self._fill : self._fill + take] = block[pos : pos + take]
+            self._fill += take
+            pos += take
+            self.samples_in += take
+            if self._fill == self._buf.shape[0]:
+                yield self.segments_done, self._buf
+                self.segments_done += 1
+                # keep the last context_samples as the next segment's left context
+                self._buf[: self._ctx] = self._buf[self._seg :]
+                self._fill = self._ctx
