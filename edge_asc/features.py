@@ -192,6 +192,70 @@ def hann_window(win_length: int, n_fft: int) -> np.ndarray:
     return np.pad(w, (pad // 2, pad - pad // 2))
 
 
+def _window_view(a: np.ndarray, width: int, axis: int) -> np.ndarray:
+    """``sliding_window_view(a, width, axis)`` for a C-contiguous 2-D array, without its per-call overhead."""
+    a = np.ascontiguousarray(a)
+    rows, cols = a.shape
+    s0, s1 = a.strides
+    if axis == 0:
+        return np.ndarray((rows - width + 1, cols, width), a.dtype, a, 0, (s0, s1, s0))
+    return np.ndarray((rows, cols - width + 1, width), a.dtype, a, 0, (s0, s1, s1))
+
+
+# Median selection networks: compare-exchange pairs (i, j) after which p[i] <= p[j]; afterwards p[k // 2]
+# is the median of the k inputs (checked for every 0/1 input in tests/test_features.py). Elementwise
+# np.minimum/np.maximum over whole planes beat a per-row sort; other kernel sizes fall back to a sort.
+MEDIAN_NETWORKS = {
+    3: ((0, 1), (1, 2), (0, 1)),
+    7: ((0, 5), (0, 3), (1, 6), (2, 4), (0, 1), (3, 5), (2, 6), (2, 3), (3, 6), (4, 5), (1, 4), (1, 3), (3, 4)),
+    9: (
+        (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8),
+        (0, 3), (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
+    ),
+}  # fmt: skip
+
+
+def median_plan(k: int) -> tuple[tuple[int, int, bool, bool], ...] | None:
+    """The network for k inputs pruned to what the median needs: (i, j, keep min in i, keep max in j)."""
+    network = MEDIAN_NETWORKS.get(k)
+    if network is None:
+        return None
+    live, ops = {k // 2}, []
+    for i, j in reversed(network):
+        need_min, need_max = i in live, j in live
+        if need_min or need_max:
+            ops.append((i, j, need_min, need_max))
+            live |= {i, j}
+    return tuple(reversed(ops))
+
+
+def median_of(planes: list[np.ndarray], plan: tuple[tuple[int, int, bool, bool], ...] | None) -> np.ndarray:
+    """Elementwise exact median of k equally shaped arrays (mean of the two middles if k is even)."""
+    if plan is None:
+        return _median_last_axis(np.stack(planes, axis=-1))
+    p = list(planes)
+    for i, j, need_min, need_max in plan:
+        a, b = p[i], p[j]
+        if need_min:
+            p[i] = np.minimum(a, b)
+        if need_max:
+            p[j] = np.maximum(a, b)
+    return p[len(p) // 2]
+
+
+def _median_last_axis(v: np.ndarray) -> np.ndarray:
+    """Exact median over the last axis of a non-negative float64 array (mean of the two middles if even).
+
+    Non-negative IEEE doubles order like their int64 bit patterns, and sorting int64 is faster; the
+    selected values are returned bit for bit.
+    """
+    k = v.shape[-1]
+    s = np.sort(np.ascontiguousarray(v).view(np.int64), axis=-1).view(np.float64)
+    if k % 2:
+        return s[..., k // 2]
+    return 0.5 * (s[..., k // 2] + s[..., k // 2 - 1])
+
+
 # --- the extractor -----------------------------------------------------------------------------
 
 
@@ -214,9 +278,21 @@ class FeatureExtractor:
         t = np.arange(w, dtype=np.float64) - (w - 1) / 2.0
         self.delta_weights = t / np.sum(t * t)  # least-squares slope over the last w windows
         self.band_index = np.arange(cfg.n_mels, dtype=np.float64)
-        # frame j of the call covers samples [j*hop, j*hop + n_fft) of the zero-padded input slice
+        self.band_index_sq = self.band_index**2
+        # frame j of the call covers samples [j*hop, j*hop + n_fft) of the zero-padded input slice; only its
+        # win_length middle is non-zero after windowing: samples [j*hop, j*hop + win_length) of the input
         self._frame_starts = np.arange(self.n_frames) * cfg.hop_length
         self._pad = cfg.n_fft - cfg.win_length
+        self._win_lo = self._pad // 2
+        self._win_hi = self._win_lo + cfg.win_length
+        self._window_mid = np.ascontiguousarray(self.window[self._win_lo : self._win_hi])
+        # median filters: the harmonic one reads windows [first + c, first + c + n) for c < kh; the percussive
+        # one reads bands [c, c + n_mels) of the edge-padded band axis for c < kp
+        n, kh, kp = cfg.frames_per_segment, cfg.harmonic_kernel, cfg.percussive_kernel
+        self._harm_first = self.n_frames - n - kh + 1
+        self._harm_plan = median_plan(kh)
+        self._perc_bands = np.clip(np.arange(-(kp // 2), cfg.n_mels + kp // 2), 0, cfg.n_mels - 1)
+        self._perc_plan = median_plan(kp)
 
     @property
     def n_features(self) -> int:
@@ -226,10 +302,11 @@ class FeatureExtractor:
     def _frames(self, x: np.ndarray) -> np.ndarray:
         """(n_frames, n_fft) windows of the input slice, zero-padded around each win_length window."""
         cfg = self.config
-        left = self._pad // 2
-        xp = np.concatenate([np.zeros(left), x, np.zeros(self._pad - left)])
-        view = np.lib.stride_tricks.sliding_window_view(xp, cfg.n_fft)[:: cfg.hop_length]
-        return view[: self.n_frames] * self.window
+        frames = np.zeros((self.n_frames, cfg.n_fft))
+        # (n_frames, win_length) strided view of x: row j is x[j*hop : j*hop + win_length]
+        view = np.ndarray((self.n_frames, cfg.win_length), np.float64, x, 0, (cfg.hop_length * x.itemsize, x.itemsize))
+        np.multiply(view, self._window_mid, out=frames[:, self._win_lo : self._win_hi])
+        return frames
 
     def _mel_power(self, frames: np.ndarray) -> np.ndarray:
         spec = np.fft.rfft(frames, n=self.config.n_fft, axis=-1)
@@ -243,60 +320,51 @@ class FeatureExtractor:
     def _deltas(self, mfcc: np.ndarray) -> np.ndarray:
         """Causal slope over the last delta_width windows, for the segment's windows only."""
         w = self.config.delta_width
-        windows = np.lib.stride_tricks.sliding_window_view(mfcc, w, axis=0)  # (n_frames-w+1, n_mfcc, w)
+        windows = _window_view(mfcc, w, axis=0)  # (n_frames-w+1, n_mfcc, w)
         slopes = windows @ self.delta_weights
         return slopes[-self.config.frames_per_segment :]
 
-    def _hpss(self, mel_power: np.ndarray) -> np.ndarray:
-        """12 descriptors of a causal median-filter harmonic/percussive split (see docs/features.md)."""
+    def _hpss(self, mel_power: np.ndarray, out: np.ndarray) -> None:
+        """12 descriptors of a causal median-filter harmonic/percussive split (see docs/features.md).
+
+        Writes (frames_per_segment, 12) into ``out``.
+        """
         cfg = self.config
         n = cfg.frames_per_segment
         kh, kp = cfg.harmonic_kernel, cfg.percussive_kernel
         # harmonic: median over the last kh windows of each band (causal in time)
-        hv = np.lib.stride_tricks.sliding_window_view(mel_power, kh, axis=0)[-n:]  # (n, n_mels, kh)
-        harm = np.partition(hv, kh // 2, axis=-1)[..., kh // 2]
-        if kh % 2 == 0:
-            harm = 0.5 * (harm + np.partition(hv, kh // 2 - 1, axis=-1)[..., kh // 2 - 1])
+        first = self._harm_first
+        harm = median_of([mel_power[first + c : first + c + n] for c in range(kh)], self._harm_plan)  # (n, n_mels)
         # percussive: median over kp neighbouring bands within a window (edge-padded); one earlier window for flux
-        half = kp // 2
         m = mel_power[-(n + 1) :]
-        mp = np.concatenate([np.repeat(m[:, :1], half, axis=1), m, np.repeat(m[:, -1:], half, axis=1)], axis=1)
-        pv = np.lib.stride_tricks.sliding_window_view(mp, kp, axis=1)  # (n+1, n_mels, kp)
-        perc_all = np.partition(pv, half, axis=-1)[..., half]
+        padded = m.T[self._perc_bands]  # (n_mels + kp - 1, n + 1), band-major so each shifted plane is contiguous
+        perc_all = median_of([padded[c : c + cfg.n_mels] for c in range(kp)], self._perc_plan).T  # (n + 1, n_mels)
         perc = perc_all[1:]
         # soft (Wiener) masks split the window's power into harmonic and percussive parts
         h2, p2 = harm * harm, perc * perc
         mask_h = h2 / np.maximum(h2 + p2, AMIN * AMIN)
         cur = m[1:]
-        parts = np.stack([cur * mask_h, cur * (1.0 - mask_h)])  # (2, n, n_mels)
-        energy = parts.sum(axis=-1)  # (2, n)
+        parts = np.empty((2, n, cfg.n_mels))
+        np.multiply(cur, mask_h, out=parts[0])
+        np.multiply(cur, 1.0 - mask_h, out=parts[1])  # (2, n, n_mels)
+        energy = np.add.reduce(parts, axis=-1)  # (2, n)
         safe = np.maximum(energy, AMIN)
         top = cfg.n_mels - 1
         centroid = (parts @ self.band_index) / safe
-        spread = np.sqrt(np.maximum((parts @ (self.band_index**2)) / safe - centroid**2, 0.0))
+        spread = np.sqrt(np.maximum((parts @ self.band_index_sq) / safe - centroid**2, 0.0))
         logp = np.log(np.maximum(parts, AMIN))
-        flatness = np.exp(logp.mean(axis=-1)) / np.maximum(energy / cfg.n_mels, AMIN)
-        cum = np.cumsum(parts, axis=-1)
+        flatness = np.exp(np.add.reduce(logp, axis=-1) / cfg.n_mels) / np.maximum(energy / cfg.n_mels, AMIN)
+        cum = np.add.accumulate(parts, axis=-1)
         rolloff = np.argmax(cum >= ROLLOFF * safe[..., None], axis=-1).astype(np.float64)
         logperc = np.log(np.maximum(perc_all, AMIN))
-        flux = np.maximum(np.diff(logperc, axis=0), 0.0).mean(axis=-1)
-        return np.stack(
-            [
-                10.0 * np.log10(safe[0]),
-                10.0 * np.log10(safe[1]),
-                energy[0] / np.maximum(energy[0] + energy[1], AMIN),
-                centroid[0] / top,
-                centroid[1] / top,
-                spread[0] / top,
-                spread[1] / top,
-                flatness[0],
-                flatness[1],
-                rolloff[0] / top,
-                rolloff[1] / top,
-                flux,
-            ],
-            axis=-1,
-        )  # (n, 12)
+        flux = np.add.reduce(np.maximum(logperc[1:] - logperc[:-1], 0.0), axis=-1) / cfg.n_mels
+        out[:, 0:2] = (10.0 * np.log10(safe)).T  # h_log_energy, p_log_energy
+        out[:, 2] = energy[0] / np.maximum(energy[0] + energy[1], AMIN)  # harmonic_ratio
+        out[:, 3:5] = (centroid / top).T
+        out[:, 5:7] = (spread / top).T
+        out[:, 7:9] = flatness.T
+        out[:, 9:11] = (rolloff / top).T
+        out[:, 11] = flux
 
     # public API ---------------------------------------------------------------------------------
     def segment_features(self, x: np.ndarray) -> np.ndarray:
@@ -309,13 +377,15 @@ class FeatureExtractor:
         cfg = self.config
         if x.ndim != 1 or x.shape[0] != cfg.input_samples:
             raise ValueError(f"segment_features needs ({cfg.input_samples},) samples, got {x.shape}")
-        frames = self._frames(np.asarray(x, dtype=np.float64))  # (n_frames, n_fft)
+        frames = self._frames(np.ascontiguousarray(x, dtype=np.float64))  # (n_frames, n_fft)
         mel_power = self._mel_power(frames)  # (n_frames, n_mels)
         mfcc = self._mfcc(mel_power)  # (n_frames, n_mfcc)
         out = np.empty((cfg.frames_per_segment, cfg.n_features), dtype=np.float32)
         out[:, : cfg.n_mfcc] = mfcc[-cfg.frames_per_segment :]
         out[:, cfg.n_mfcc : 2 * cfg.n_mfcc] = self._deltas(mfcc)
-        out[:, 2 * cfg.n_mfcc :] = self._hpss(mel_power)
+        hpss = np.empty((cfg.frames_per_segment, N_HPSS))
+        self._hpss(mel_power, hpss)  # (n, 12) float64, cast once like the other columns
+        out[:, 2 * cfg.n_mfcc :] = hpss
         return out
 
     def signal_features(self, audio: np.ndarray) -> np.ndarray:

@@ -1,0 +1,602 @@
+"""Labelled recordings on disk -> scenes -> 300 ms segments, and leak-free train/test splits.
+
+Three layouts are read (``layout="auto"`` picks one from the files present):
+
+* ``folder``: one folder per class (``root/<label>/**/<file>``), optionally with ``root/metadata.csv``
+  (comma separated, header ``path,label[,recording_id,...]``, paths relative to root; the layout of
+  ambient13). Without a metadata file, or without its ``recording_id`` column, a file is its own recording.
+* ``dcase2016``: the DCASE 2016/2017 development layout. ``meta.txt`` has tab-separated lines
+  ``audio/a001_10_20.wav<TAB>label[<TAB>identifier...]``; ``evaluation_setup/foldN_train.txt`` and
+  ``foldN_evaluate.txt`` (or ``foldN_test.txt``) give the official folds. The recording id is the
+  identifier column when present, else the location prefix of the file name (``a001_10_20.wav`` -> ``a001``).
+* ``dcase2018``: the DCASE 2018+ (TUT/TAU Urban Acoustic Scenes) development layout. ``meta.csv`` is tab
+  separated with the header ``filename  scene_label  identifier  source_label``; the recording id is
+  ``identifier`` (city-location); ``evaluation_setup/foldN_train.csv`` and ``foldN_evaluate.csv`` give folds.
+
+A file is cut into scenes of ``chunk_seconds`` (10 s by default); a last chunk shorter than one segment is
+dropped. Each scene is its own stream (zeros before its first sample), so a scene is featurised exactly as
+the daemon featurises a file handed to it. Unreadable files are reported by name, skipped and counted.
+
+Only numpy, the standard library and edge_asc's own numpy modules are imported here (runtime-safe).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .audio_io import AudioFileError, audio_info, read_audio
+from .features import FeatureConfig, FeatureExtractor
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("auto", "folder", "dcase2016", "dcase2018")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
+CHUNK_SECONDS = 10.0
+FOLDER_METADATA = "metadata.csv"
+DCASE2016_META = "meta.txt"
+DCASE2018_META = "meta.csv"
+SETUP_DIR = "evaluation_setup"
+_SEGMENT_NAME = re.compile(r"^(?P<rec>.+?)_(?P<start>\d+(?:\.\d+)?)_(?P<end>\d+(?:\.\d+)?)$")  # a001_10_20
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used (bad layout, missing column, nothing readable); names the file."""
+
+
+# --- records ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One labelled stream: a whole file or one fixed-length chunk of it."""
+
+    path: Path  # absolute path of the audio file
+    label: str
+    scene_id: str  # file path relative to the root, plus "#k" for chunk k of a chunked file
+    recording_id: str  # scenes of one recording never sit on both sides of a split
+    start_s: float  # offset of the chunk in the file (seconds)
+    duration_s: float  # chunk length (seconds, at the model's sample rate)
+
+
+@dataclass(eq=False)
+class Fold:
+    """One train/test split of a dataset's scenes (indices into ``Dataset.scenes``)."""
+
+    name: str
+    train: np.ndarray  # (n_train,) int64 scene indices
+    test: np.ndarray  # (n_test,) int64 scene indices
+    leaky: bool = False  # True when recordings may sit on both sides (the paper's random scene split)
+
+
+@dataclass(eq=False)
+class Dataset:
+    root: Path
+    layout: str
+    labels: tuple[str, ...]  # sorted; a label's index is its class id
+    scenes: list[Scene]
+    folds: list[Fold] | None = None  # official folds (DCASE layouts), None otherwise
+    sample_rate: int = 16000
+    chunk_seconds: float | None = CHUNK_SECONDS
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason) for every unusable file
+
+    @property
+    def recording_ids(self) -> tuple[str, ...]:
+        """Sorted unique recording ids; ``SegmentSet.recording`` indexes into this."""
+        return tuple(sorted({s.recording_id for s in self.scenes}))
+
+    def scene_labels(self) -> np.ndarray:
+        """(n_scenes,) int64 class id of every scene."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        return np.array([index[s.label] for s in self.scenes], dtype=np.int64)
+
+    def scene_recordings(self) -> np.ndarray:
+        """(n_scenes,) int64 index into ``recording_ids`` of every scene."""
+        index = {rec: i for i, rec in enumerate(self.recording_ids)}
+        return np.array([index[s.recording_id] for s in self.scenes], dtype=np.int64)
+
+    def summary(self) -> str:
+        minutes = sum(s.duration_s for s in self.scenes) / 60.0
+        files = len({s.path for s in self.scenes})
+        return (
+            f"{self.root} ({self.layout}): {files} files, {len(self.scenes)} scenes ({minutes:.1f} min), "
+            f"{len(self.labels)} classes, {len(self.recording_ids)} recordings, {len(self.skipped)} files skipped"
+        )
+
+
+@dataclass(eq=False)
+class SegmentSet:
+    """Features of every 300 ms segment of some scenes, with what each segment belongs to."""
+
+    features: np.ndarray  # (N, frames_per_segment, n_features) float32
+    labels: np.ndarray  # (N,) int64 class id (index into label_names)
+    scene: np.ndarray  # (N,) int64 index into Dataset.scenes
+    recording: np.ndarray  # (N,) int64 index into recording_ids
+    position: np.ndarray  # (N,) int64 segment index within its scene (0 = first 300 ms)
+    label_names: tuple[str, ...] = ()
+    recording_ids: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def select(self, rows: np.ndarray) -> "SegmentSet":
+        """The segments at ``rows`` (a boolean mask or integer indices)."""
+        return SegmentSet(
+            self.features[rows],
+            self.labels[rows],
+            self.scene[rows],
+            self.recording[rows],
+            self.position[rows],
+            self.label_names,
+            self.recording_ids,
+        )
+
+    def of_scenes(self, scene_indices: Iterable[int]) -> "SegmentSet":
+        """The segments of the given scenes (e.g. ``fold.train``)."""
+        return self.select(np.isin(self.scene, np.asarray(list(scene_indices), dtype=np.int64)))
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def load_dataset(
+    root: str | Path,
+    layout: str = "auto",
+    chunk_seconds: float | None = CHUNK_SECONDS,
+    sample_rate: int = 16000,
+    segment_seconds: float | None = None,
+) -> Dataset:
+    """Read a dataset's file list and labels, cut files into scenes, and attach official folds.
+
+    ``chunk_seconds`` None keeps each file whole. ``segment_seconds`` (default: the feature
+    segment, 0.3 s) is the shortest chunk kept. Audio is not decoded here, only file headers.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found")
+    if layout not in LAYOUTS:
+        raise DatasetError(f"unknown dataset layout {layout!r}; accepted: {', '.join(LAYOUTS)}")
+    if layout == "auto":
+        layout = detect_layout(root)
+    segment_seconds = FeatureConfig(sample_rate=sample_rate).segment_seconds if segment_seconds is None else segment_seconds
+    if chunk_seconds is not None and chunk_seconds < segment_seconds:
+        raise DatasetError(f"chunk_seconds ({chunk_seconds}) must be at least one segment ({segment_seconds} s)")
+
+    skipped: list[tuple[Path, str]] = []
+    if layout == "folder":
+        entries = _folder_entries(root)
+        fold_lists: dict[str, tuple[list[str], list[str]]] = {}
+    elif layout == "dcase2016":
+        entries = _dcase2016_entries(root)
+        fold_lists = _dcase_fold_lists(root, ".txt", header=False)
+    else:
+        entries = _dcase2018_entries(root)
+        fold_lists = _dcase_fold_lists(root, ".csv", header=True)
+
+    segment_samples = int(round(segment_seconds * sample_rate))
+    chunk_samples = None if chunk_seconds is None else int(round(chunk_seconds * sample_rate))
+    scenes: list[Scene] = []
+    for entry in entries:
+        if not entry.path.is_file():
+            _skip(skipped, entry.path, "listed in the metadata but not found")
+            continue
+        try:
+            info = audio_info(entry.path)
+        except AudioFileError as exc:
+            _skip(skipped, entry.path, exc)
+            continue
+        if info.frames == 0 or info.channels == 0:
+            _skip(skipped, entry.path, "holds no audio")
+            continue
+        n_samples = -(-info.frames * sample_rate // info.sample_rate)  # length after resampling (ceil)
+        chunks = chunk_bounds(n_samples, chunk_samples, segment_samples)
+        if not chunks:
+            _skip(skipped, entry.path, f"shorter than one segment ({info.duration:.3f} s < {segment_seconds} s)")
+            continue
+        for k, (start, stop) in enumerate(chunks):
+            scene_id = entry.rel if len(chunks) == 1 else f"{entry.rel}#{k}"
+            scenes.append(
+                Scene(entry.path, entry.label, scene_id, entry.recording_id, start / sample_rate, (stop - start) / sample_rate)
+            )
+    if not scenes:
+        raise DatasetError(f"{root}: no usable audio found ({layout} layout, {len(skipped)} files skipped)")
+
+    dataset = Dataset(
+        root=root,
+        layout=layout,
+        labels=tuple(sorted({s.label for s in scenes})),
+        scenes=scenes,
+        sample_rate=sample_rate,
+        chunk_seconds=chunk_seconds,
+        skipped=skipped,
+    )
+    if fold_lists:
+        dataset.folds = _resolve_folds(dataset, fold_lists)
+    log.info("%s", dataset.summary())
+    if skipped:
+        log.warning("%d of %d files skipped (named above)", len(skipped), len(entries))
+    return dataset
+
+
+def detect_layout(root: Path) -> str:
+    """dcase2018 if meta.csv holds a filename/scene_label header, dcase2016 if meta.txt exists, else folder."""
+    meta18 = root / DCASE2018_META
+    if meta18.is_file():
+        with open(meta18, newline="", encoding="utf-8") as f:
+            header = f.readline().strip().split("\t")
+        if "filename" in header and "scene_label" in header:
+            return "dcase2018"
+    if (root / DCASE2016_META).is_file():
+        return "dcase2016"
+    return "folder"
+
+
+def chunk_bounds(n_samples: int, chunk_samples: int | None, segment_samples: int) -> list[tuple[int, int]]:
+    """[start, stop) sample ranges of a file's scenes; a remainder shorter than one segment is dropped."""
+    if chunk_samples is None:
+        return [(0, n_samples)] if n_samples >= segment_samples else []
+    return [
+        (start, min(start + chunk_samples, n_samples))
+        for start in range(0, n_samples, chunk_samples)
+        if min(start + chunk_samples, n_samples) - start >= segment_samples
+    ]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    rel: str  # path relative to the dataset root, with forward slashes
+    label: str
+    recording_id: str
+
+
+def _skip(skipped: list[tuple[Path, str]], path: Path, reason: Exception | str) -> None:
+    text = str(reason)
+    prefix = f"{path}: "
+    text = text[len(prefix) :] if text.startswith(prefix) else text
+    log.warning("skipping %s: %s", path, text)
+    skipped.append((path, text))
+
+
+def _is_audio(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
+
+
+def _rel(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _read_table(path: Path, delimiter: str, required: Sequence[str]) -> list[dict[str, str]]:
+    """Rows of a headed CSV/TSV file; a missing required column is an error naming the file."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f, delimiter=delimiter)
+            columns = reader.fieldnames or []
+            missing = [c for c in required if c not in columns]
+            if missing:
+                raise DatasetError(f"{path}: missing column {missing[0]!r} (columns found: {', '.join(columns) or 'none'})")
+            rows = []
+            for line_no, row in enumerate(reader, start=2):
+                if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                    continue
+                empty = [c for c in required if not (row.get(c) or "").strip()]
+                if empty:
+                    raise DatasetError(f"{path}, line {line_no}: empty {empty[0]!r}")
+                rows.append({k: (v or "").strip() for k, v in row.items() if isinstance(k, str) and isinstance(v, str)})
+            return rows
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{path}: cannot read ({exc})") from exc
+
+
+def _folder_entries(root: Path) -> list[_Entry]:
+    metadata = root / FOLDER_METADATA
+    on_disk = sorted(p for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".") for p in d.rglob("*") if _is_audio(p))
+    if not metadata.is_file():
+        if not on_disk:
+            raise DatasetError(f"{root}: no audio files in class folders ({', '.join(AUDIO_EXTENSIONS)})")
+        return [_Entry(p, _rel(root, p), p.relative_to(root).parts[0], _rel(root, p)) for p in on_disk]
+    rows = _read_table(metadata, ",", ("path", "label"))
+    entries, seen = [], set()
+    for row in rows:
+        rel = Path(row["path"].replace("\\", "/")).as_posix()
+        if rel in seen:
+            raise DatasetError(f"{metadata}: {rel} is listed twice")
+        seen.add(rel)
+        entries.append(_Entry(root / rel, rel, row["label"], row.get("recording_id") or rel))
+    unlisted = [p for p in on_disk if _rel(root, p) not in seen]
+    if unlisted:
+        log.warning("%d audio files under %s are not in %s and are ignored (first: %s)", len(unlisted), root, metadata.name, unlisted[0])
+    return entries
+
+
+def recording_from_name(name: str) -> str:
+    """DCASE 2016/2017 file names are <recording>_<start>_<end>.wav; the recording is the prefix."""
+    stem = Path(name).stem
+    match = _SEGMENT_NAME.match(stem)
+    return match.group("rec") if match else stem
+
+
+def _dcase2016_entries(root: Path) -> list[_Entry]:
+    meta = root / DCASE2016_META
+    entries = []
+    for line_no, fields in _tab_lines(meta):
+        if len(fields) < 2:
+            raise DatasetError(f"{meta}, line {line_no}: expected <file><TAB><label>, got {fields[0]!r} alone")
+        rel = fields[0].replace("\\", "/")
+        recording = fields[2] if len(fields) > 2 and fields[2] else recording_from_name(rel)
+        entries.append(_Entry(root / rel, rel, fields[1], recording))
+    if not entries:
+        raise DatasetError(f"{meta}: lists no files")
+    return entries
+
+
+def _tab_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read ({exc})") from exc
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            fields = line.rstrip("\r\n").split("\t") if "\t" in line else line.split()
+            yield line_no, [f.strip() for f in fields]
+
+
+def _dcase2018_entries(root: Path) -> list[_Entry]:
+    meta = root / DCASE2018_META
+    rows = _read_table(meta, "\t", ("filename", "scene_label"))
+    entries = []
+    for row in rows:
+        rel = row["filename"].replace("\\", "/")
+        recording = row.get("identifier") or _recording_from_tau_name(rel)
+        entries.append(_Entry(root / rel, rel, row["scene_label"], recording))
+    if not entries:
+        raise DatasetError(f"{meta}: lists no files")
+    return entries
+
+
+def _recording_from_tau_name(rel: str) -> str:
+    """airport-barcelona-0-0-a.wav -> barcelona-0 (city-location), as the identifier column."""
+    parts = Path(rel).stem.split("-")
+    return "-".join(parts[1:3]) if len(parts) >= 4 else Path(rel).stem
+
+
+def _dcase_fold_lists(root: Path, ext: str, header: bool) -> dict[str, tuple[list[str], list[str]]]:
+    """{fold name: (train files, test files)} from evaluation_setup/foldN_train / foldN_evaluate (or _test)."""
+    setup = root / SETUP_DIR
+    folds: dict[str, tuple[list[str], list[str]]] = {}
+    if not setup.is_dir():
+        return folds
+    for train_file in sorted(setup.glob(f"fold*_train{ext}"), key=lambda p: _fold_number(p.name)):
+        name = train_file.name[: -len(f"_train{ext}")]
+        test_file = next((f for f in (setup / f"{name}_evaluate{ext}", setup / f"{name}_test{ext}") if f.is_file()), None)
+        if test_file is None:
+            raise DatasetError(f"{train_file}: no matching {name}_evaluate{ext} or {name}_test{ext}")
+        folds[name] = (_list_files(train_file, header), _list_files(test_file, header))
+    return folds
+
+
+def _fold_number(name: str) -> int:
+    match = re.match(r"fold(\d+)_", name)
+    return int(match.group(1)) if match else 0
+
+
+def _list_files(path: Path, header: bool) -> list[str]:
+    lines = list(_tab_lines(path))
+    if header and lines and lines[0][1][0] == "filename":
+        lines = lines[1:]
+    return [fields[0].replace("\\", "/") for _, fields in lines]
+
+
+def _resolve_folds(dataset: Dataset, fold_lists: dict[str, tuple[list[str], list[str]]]) -> list[Fold]:
+    by_file: dict[str, list[int]] = defaultdict(list)
+    for i, scene in enumerate(dataset.scenes):
+        by_file[_rel(dataset.root, scene.path)].append(i)
+    skipped = {_rel(dataset.root, p) for p, _ in dataset.skipped if p.is_relative_to(dataset.root)}
+    folds = []
+    for name, (train_files, test_files) in fold_lists.items():
+        sides = []
+        for files in (train_files, test_files):
+            unknown = [f for f in files if f not in by_file and f not in skipped]
+            if unknown:
+                log.warning("%s: %d files of %s are not in the dataset's metadata (first: %s)", dataset.root, len(unknown), name, unknown[0])
+            sides.append(np.array(sorted(i for f in files for i in by_file.get(f, ())), dtype=np.int64))
+        fold = Fold(name, sides[0], sides[1], leaky=False)
+        shared = recordings_on_both_sides(dataset, fold)
+        if shared:
+            log.warning("official %s puts %d recordings on both sides (first: %s)", name, len(shared), shared[0])
+            fold.leaky = True
+        folds.append(fold)
+    return folds
+
+
+# --- audio and features ---------------------------------------------------------------------------
+
+
+def iter_scene_audio(dataset: Dataset, scene_indices: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (scene index, mono float32 samples at the dataset's rate), reading each file once.
+
+    Scenes come grouped by file, in order of first appearance. A file that cannot be decoded is
+    reported by name, added to ``dataset.skipped`` and its scenes yield empty arrays.
+    """
+    indices = range(len(dataset.scenes)) if scene_indices is None else [int(i) for i in scene_indices]
+    by_file: dict[Path, list[int]] = {}
+    for i in indices:
+        by_file.setdefault(dataset.scenes[i].path, []).append(i)
+    sr = dataset.sample_rate
+    for path, scene_ids in by_file.items():
+        try:
+            audio = read_audio(path, sr)
+        except AudioFileError as exc:
+            if all(p != path for p, _ in dataset.skipped):
+                _skip(dataset.skipped, path, exc)
+            for i in scene_ids:
+                yield i, np.zeros(0, dtype=np.float32)
+            continue
+        for i in scene_ids:
+            scene = dataset.scenes[i]
+            start = int(round(scene.start_s * sr))
+            stop = start + int(round(scene.duration_s * sr))
+            yield i, audio[start:stop]
+
+
+def load_scene_audio(dataset: Dataset, scene_indices: Sequence[int] | None = None) -> list[np.ndarray]:
+    """Audio of each scene (in the order of ``scene_indices``); empty for a file that failed to decode."""
+    indices = list(range(len(dataset.scenes))) if scene_indices is None else [int(i) for i in scene_indices]
+    before = len(dataset.skipped)
+    got = dict(iter_scene_audio(dataset, indices))
+    failed = len(dataset.skipped) - before
+    if failed:
+        log.warning("%d files could not be decoded and were skipped", failed)
+    return [got[i] for i in indices]
+
+
+def extract_segments(
+    dataset: Dataset,
+    extractor: FeatureExtractor,
+    scene_indices: Sequence[int] | None = None,
+    audio: Sequence[np.ndarray] | None = None,
+) -> SegmentSet:
+    """Features of every complete 300 ms segment of the given scenes (each scene its own stream).
+
+    ``audio``, if given, holds each scene's samples in the order of ``scene_indices`` (as returned by
+    ``load_scene_audio``); otherwise files are read one at a time.
+    """
+    cfg = extractor.config
+    if cfg.sample_rate != dataset.sample_rate:
+        raise ValueError(f"extractor runs at {cfg.sample_rate} Hz but the dataset was loaded at {dataset.sample_rate} Hz")
+    indices = list(range(len(dataset.scenes))) if scene_indices is None else [int(i) for i in scene_indices]
+    if audio is not None:
+        if len(audio) != len(indices):
+            raise ValueError(f"got audio for {len(audio)} scenes but {len(indices)} scene indices")
+        pairs: Iterable[tuple[int, np.ndarray]] = zip(indices, audio)
+    else:
+        pairs = iter_scene_audio(dataset, indices)
+    labels = dataset.scene_labels()
+    recordings = dataset.scene_recordings()
+    before = len(dataset.skipped)
+    feats, scene_of = [], []
+    for i, samples in pairs:
+        f = extractor.signal_features(samples)  # (n_segments, frames, n_features)
+        feats.append(f)
+        scene_of.append(np.full(f.shape[0], i, dtype=np.int64))
+    if len(dataset.skipped) > before:
+        log.warning("%d files could not be decoded and were skipped", len(dataset.skipped) - before)
+    if feats:
+        features = np.concatenate(feats)
+        scene = np.concatenate(scene_of)
+        position = np.concatenate([np.arange(f.shape[0], dtype=np.int64) for f in feats])
+    else:
+        features = np.zeros((0, cfg.frames_per_segment, cfg.n_features), dtype=np.float32)
+        scene = position = np.zeros(0, dtype=np.int64)
+    log.info("%d segments from %d scenes", scene.shape[0], len(indices))
+    return SegmentSet(features, labels[scene], scene, recordings[scene], position, dataset.labels, dataset.recording_ids)
+
+
+# --- splits ---------------------------------------------------------------------------------------
+
+
+def recordings_on_both_sides(dataset: Dataset, fold: Fold) -> list[str]:
+    """Recording ids with scenes in both the train and the test side of ``fold`` (empty when leak-free)."""
+    train = {dataset.scenes[i].recording_id for i in fold.train}
+    test = {dataset.scenes[i].recording_id for i in fold.test}
+    return sorted(train & test)
+
+
+def split_by_recording(dataset: Dataset, n_folds: int = 3, seed: int = 0) -> list[Fold]:
+    """K folds grouped by recording and stratified by label as far as the recordings allow.
+
+    Every recording is on the test side of exactly one fold. Within each class the recordings are
+    shuffled (seeded) and dealt to the fold that holds the fewest of that class, ties going to the fold
+    with the least test audio; a class with fewer recordings than folds is absent from some test sides.
+    """
+    recordings = _recordings(dataset)
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    if n_folds > len(recordings):
+        raise ValueError(f"cannot make {n_folds} folds from {len(recordings)} recordings")
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for rec, (label, _, _) in recordings.items():
+        by_label[label].append(rec)
+    fold_of: dict[str, int] = {}
+    load = np.zeros(n_folds)  # seconds of test audio per fold
+    for label in sorted(by_label):
+        recs = sorted(by_label[label])
+        recs = [recs[i] for i in rng.permutation(len(recs))]
+        count = np.zeros(n_folds)
+        if len(recs) < n_folds:
+            log.warning(
+                "class %s has %d recordings for %d folds: %d folds test none of it%s",
+                label,
+                len(recs),
+                n_folds,
+                n_folds - len(recs),
+                ", and the fold testing its only recording has none of it to train on" if len(recs) == 1 else "",
+            )
+        for rec in recs:
+            # fewest of this class, then least test audio, then a random fold
+            key = np.lexsort((rng.random(n_folds), load, count))
+            k = int(key[0])
+            fold_of[rec] = k
+            count[k] += 1
+            load[k] += recordings[rec][1]
+    scene_fold = np.array([fold_of[s.recording_id] for s in dataset.scenes])
+    folds = []
+    for k in range(n_folds):
+        test = np.flatnonzero(scene_fold == k).astype(np.int64)
+        train = np.flatnonzero(scene_fold != k).astype(np.int64)
+        folds.append(Fold(f"recording-fold{k + 1}of{n_folds}", train, test, leaky=False))
+    return folds
+
+
+def _recordings(dataset: Dataset) -> dict[str, tuple[str, float, int]]:
+    """{recording id: (majority label, seconds, scenes)}."""
+    labels: dict[str, Counter] = defaultdict(Counter)
+    seconds: dict[str, float] = defaultdict(float)
+    for s in dataset.scenes:
+        labels[s.recording_id][s.label] += 1
+        seconds[s.recording_id] += s.duration_s
+    out = {}
+    for rec, counter in labels.items():
+        if len(counter) > 1:
+            log.warning("recording %s carries several labels (%s); it is stratified as %s", rec, dict(counter), counter.most_common(1)[0][0])
+        out[rec] = (counter.most_common(1)[0][0], seconds[rec], sum(counter.values()))
+    return out
+
+
+def official_folds(dataset: Dataset) -> list[Fold]:
+    """The folds shipped with a DCASE dataset (evaluation_setup/); an error if it has none."""
+    if not dataset.folds:
+        raise DatasetError(f"{dataset.root}: no official folds ({dataset.layout} layout without {SETUP_DIR}/fold*_train)")
+    return dataset.folds
+
+
+def random_scene_split(dataset: Dataset, test_fraction: float = 0.2, seed: int = 0) -> Fold:
+    """The paper's protocol: a random split of scenes, ignoring recordings. LEAKY: recordings sit on both sides."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    n = len(dataset.scenes)
+    n_test = int(round(test_fraction * n))
+    if n_test < 1 or n_test >= n:
+        raise ValueError(f"a test fraction of {test_fraction} of {n} scenes leaves an empty side")
+    order = np.random.default_rng(seed).permutation(n)
+    fold = Fold(
+        f"random-scenes-{round(100 * (1 - test_fraction))}/{round(100 * test_fraction)} (leaky)",
+        np.sort(order[n_test:]).astype(np.int64),
+        np.sort(order[:n_test]).astype(np.int64),
+        leaky=True,
+    )
+    log.warning("%s: recordings may sit on both sides; accuracies on it are inflated", fold.name)
+    return fold
+
+
+def default_folds(dataset: Dataset, n_folds: int = 3, seed: int = 0) -> list[Fold]:
+    """The official folds when the dataset has them, else folds grouped by recording."""
+    return official_folds(dataset) if dataset.folds else split_by_recording(dataset, n_folds, seed)
