@@ -1,0 +1,764 @@
+"""The event protocol, the socket server and the client helper, over real sockets and threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import stat
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_asc import protocol
+from edge_asc.client import Client, DaemonNotRunning, iter_events
+from edge_asc.protocol import (
+    Error,
+    Event,
+    Hello,
+    Neighbour,
+    Ping,
+    Pong,
+    ProtocolError,
+    Request,
+    Scene,
+    Segment,
+    Set,
+    Status,
+    Subscribe,
+    UnknownTypeError,
+)
+from edge_asc.server import EventServer, ServerError, default_socket_path, parse_uri
+
+LABELS = ("beach", "bus", "cafe/restaurant", "city_center", "forest_path")
+TIMEOUT = 5.0
+
+
+def make_hello(k: int = 5, mode: str = "window") -> Hello:
+    return Hello(1, LABELS, k, mode, 0.3, 16000, "ab" * 32, "0.1.0")
+
+
+def make_segment(index: int, n_neighbours: int = 3) -> Segment:
+    neighbours = [Neighbour(LABELS[j % len(LABELS)], 0.25 + j) for j in range(n_neighbours)]
+    return Segment(index, "beach", 0.25, neighbours, 0.3 * index, 0.3 * index + 0.3, {"features": 0.21, "encoder": 0.42, "search": 0.05, "total": 0.7})
+
+
+def make_scene(index: int = 4) -> Scene:
+    return Scene("bus", 0.6, {"bus": 3, "beach": 2}, 5, "window", 0.0, 1.5, 1.7e9, 0.83, index)
+
+
+def make_status() -> Status:
+    timings = {s: {"median": 0.2, "p99": 0.9} for s in ("features", "encoder", "search", "total")}
+    return Status(12.5, 41, 0, timings, 2, 0, "file:street.flac", 5, "window")
+
+
+ALL_EVENTS = [
+    make_hello(),
+    make_scene(),
+    make_segment(7),
+    make_status(),
+    Status(0.1, 0, 0, {"total": {"median": None, "p99": None}}, 0, 0, "mic:pulse", 1, "sliding"),
+    Error("source_lost", "the input device went away; retrying"),
+    Error("bad_request", "not JSON", request="garbage"),
+    Error("dropped", "3 events were dropped", count=3),
+    Pong(),
+]
+ALL_REQUESTS = [Subscribe(("scene", "segment", "status")), Subscribe(()), Set(k=5), Set(mode="sliding"), Set(k=3, mode="window"), Ping()]
+
+
+@pytest.fixture
+def sock_dir():
+    path = Path(tempfile.mkdtemp(prefix="ea-"))  # short: Unix socket paths are limited to 107 bytes
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class Server:
+    """An EventServer with a recording request handler."""
+
+    def __init__(self, uris, **kwargs):
+        self.requests = []
+        self.reply = lambda request: None
+        self.server = EventServer(uris, make_hello, self._on_request, **kwargs)
+
+    def _on_request(self, request):
+        self.requests.append(request)
+        return self.reply(request)
+
+    def __enter__(self):
+        self.server.start()
+        return self.server
+
+    def __exit__(self, *exc_info):
+        self.server.stop()
+
+
+def connected(uri, events=None) -> Client:
+    """A client that has read the hello and whose subscription (if any) is in effect."""
+    client = Client(uri, timeout=TIMEOUT)
+    client.connect()
+    if events is not None:
+        client.subscribe(events)
+    client.ping()
+    assert isinstance(client.read(), Pong)
+    return client
+
+
+def read_until_closed(client: Client) -> list[Event]:
+    """Events until the server closes the connection (a close with unread input may arrive as a reset)."""
+    events = []
+    try:
+        for event in client:
+            events.append(event)
+    except ConnectionResetError:
+        pass  # the same end of the connection, reported as a reset
+    return events
+
+
+def wait_for(condition, timeout=TIMEOUT, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+# --- protocol --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", ALL_EVENTS, ids=lambda e: e.type)
+def test_every_event_round_trips(event):
+    line = event.to_line()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    data = json.loads(line)
+    assert data["type"] == event.type and data["v"] == protocol.PROTOCOL_VERSION
+    assert Event.from_line(line) == event
+    assert type(event).from_line(line) == event
+
+
+@pytest.mark.parametrize("request_", ALL_REQUESTS, ids=lambda r: r.type)
+def test_every_request_round_trips(request_):
+    assert Request.from_line(request_.to_line()) == request_
+
+
+def test_requests_need_no_version_and_tolerate_crlf():
+    assert Request.from_line(b'{"type":"set","k":5}\r\n') == Set(k=5)
+    assert Request.from_line('{"type":"ping"}') == Ping()
+
+
+def test_numpy_values_become_plain_json():
+    event = Segment(
+        np.int64(3), "bus", np.float32(0.5), [{"label": "bus", "distance": np.float32(0.5)}], np.float64(0.9), 1.2, {"total": np.float32(0.7)}
+    )
+    data = json.loads(event.to_line())
+    assert data["index"] == 3 and data["distance"] == 0.5 and data["neighbours"] == [{"label": "bus", "distance": 0.5}]
+    assert type(event.index) is int and type(event.neighbours[0].distance) is float
+    scene = Scene("bus", np.float64(1.0), {"bus": np.int64(5)}, np.int32(5), "window", 0.0, 1.5, 1.7e9, 0.5, 4)
+    assert json.loads(scene.to_line())["votes"] == {"bus": 5}
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (b"hello there", "not JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"", "empty line"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'{"k": 5}', 'missing "type"'),
+        (b'{"type": 5}', '"type" must be a string'),
+        (b'{"type": "scene", "v": 2}', "unsupported protocol version 2"),
+        (b'{"type": "scene", "v": "1"}', '"v" must be an integer'),
+        (b'{"type": "bogus"}', "unknown event type 'bogus'"),
+        (b'{"type": "scene", "label": "bus"}', "scene: missing field 'confidence'"),
+        (
+            b'{"type":"scene","label":"bus","confidence":"high","votes":{},"k":5,"mode":"window","stream_start_s":0,'
+            b'"stream_end_s":1,"wall_time":0,"latency_ms":1,"segment_index":3}',
+            "scene.confidence: expected a number, got str 'high'",
+        ),
+        (
+            b'{"type":"scene","label":"bus","confidence":1,"votes":{"bus":1.5},"k":5,"mode":"window","stream_start_s":0,'
+            b'"stream_end_s":1,"wall_time":0,"latency_ms":1,"segment_index":3}',
+            "scene.votes.bus: expected an integer",
+        ),
+        (
+            b'{"type":"segment","index":1,"label":"bus","distance":1,"neighbours":[{"label":"bus","distance":null}],'
+            b'"stream_start_s":0,"stream_end_s":0.3}',
+            "segment.neighbours[0].distance: expected a number",
+        ),
+        (b'{"type":"error","code":"dropped","message":"x","count":true}', "error.count: expected an integer, got bool"),
+        (b"[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_bad_event_lines_raise_protocol_error(line, message):
+    with pytest.raises(ProtocolError) as info:
+        Event.from_line(line)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (b'{"type":"set","K":5}', "set: unknown field 'K'; accepted fields: k, mode"),
+        (b'{"type":"set","k":"5"}', "set.k: expected an integer, got str '5'"),
+        (b'{"type":"set","k":0}', "set.k: must be at least 1"),
+        (b'{"type":"set","k":2.5}', "set.k: expected an integer"),
+        (b'{"type":"set","mode":"rolling"}', "set.mode: 'rolling' is not a mode; accepted: window, sliding"),
+        (b'{"type":"set"}', "set: give k, mode or both"),
+        (b'{"type":"subscribe"}', "subscribe: missing field 'events'"),
+        (b'{"type":"subscribe","events":"scene"}', "subscribe.events: expected a list"),
+        (b'{"type":"subscribe","events":["hello"]}', "'hello' is not an event one subscribes to"),
+        (b'{"type":"scene"}', "unknown request type 'scene'"),
+    ],
+)
+def test_bad_requests_raise_protocol_error(line, message):
+    with pytest.raises(ProtocolError) as info:
+        Request.from_line(line)
+    assert message in str(info.value)
+
+
+def test_building_an_event_checks_values():
+    with pytest.raises(ProtocolError, match="scene.confidence: expected a finite number, got nan"):
+        Scene("bus", float("nan"), {"bus": 1}, 1, "window", 0.0, 0.3, 0.0, 0.1, 0)
+    with pytest.raises(ProtocolError, match="hello.mode: 'rolling' is not a mode"):
+        make_hello(mode="rolling")
+    with pytest.raises(ProtocolError, match="status.k: expected an integer"):
+        Status(1.0, 1, 0, {}, 0, 0, "mic", "5", "window")
+
+
+def test_unknown_event_fields_are_ignored_and_unknown_types_named():
+    data = json.loads(make_scene().to_line())
+    data["new_field_from_a_later_daemon"] = [1, 2]
+    assert Event.from_line(json.dumps(data)) == make_scene()
+    with pytest.raises(UnknownTypeError, match="unknown event type 'weather'"):
+        Event.from_line(b'{"type":"weather","v":1}')
+    with pytest.raises(ProtocolError, match="expected a 'scene' event, got 'pong'"):
+        Scene.from_line(Pong().to_line())
+
+
+def test_subscribe_drops_repeats_in_order():
+    assert Subscribe(["segment", "scene", "segment"]).events == ("segment", "scene")
+
+
+# --- addresses -------------------------------------------------------------------------------------
+
+
+def test_parse_uri():
+    assert parse_uri("unix:///run/edge-asc/edge-asc.sock").path == Path("/run/edge-asc/edge-asc.sock")
+    assert parse_uri("/tmp/x.sock").scheme == "unix"
+    tcp = parse_uri("tcp://127.0.0.1:7373")
+    assert (tcp.host, tcp.port, tcp.is_loopback) == ("127.0.0.1", 7373, True)
+    assert parse_uri("tcp://[::1]:7373").uri == "tcp://[::1]:7373"
+    for bad, message in [
+        ("unix://relative.sock", "absolute path"),
+        ("tcp://127.0.0.1", "tcp://HOST:PORT"),
+        ("tcp://127.0.0.1:99999", "out of range"),
+        ("http://127.0.0.1:80", "unsupported address scheme 'http'"),
+    ]:
+        with pytest.raises(ServerError, match=message):
+            parse_uri(bad)
+
+
+def test_non_loopback_tcp_is_refused_unless_allowed():
+    with pytest.raises(ServerError, match="refusing a non-loopback address"):
+        EventServer(["tcp://0.0.0.0:7373"], make_hello, lambda r: None)
+    EventServer(["tcp://0.0.0.0:7373"], make_hello, lambda r: None, allow_remote=True)  # not started
+    with pytest.raises(ServerError, match="slow_policy 'block' is not accepted"):
+        EventServer(["tcp://127.0.0.1:0"], make_hello, lambda r: None, slow_policy="block")
+
+
+def test_default_socket_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert default_socket_path() == tmp_path / "edge-asc" / "edge-asc.sock"
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    expected = Path("/run/edge-asc/edge-asc.sock") if Path("/run/edge-asc").is_dir() else Path(f"/tmp/edge-asc-{os.getuid()}/edge-asc.sock")
+    assert default_socket_path() == expected
+
+
+# --- the socket file ---------------------------------------------------------------------------------
+
+
+def test_unix_socket_mode_directory_and_removal(sock_dir):
+    path = sock_dir / "run" / "edge-asc" / "edge-asc.sock"
+    with Server([f"unix://{path}"]):
+        mode = os.stat(path).st_mode
+        assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660
+        assert path.parent.is_dir()
+    assert not path.exists()
+
+
+def test_stale_socket_is_replaced_live_one_refused(sock_dir):
+    path = sock_dir / "edge-asc.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens: what a killed daemon leaves behind
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+    with Server([f"unix://{path}"]) as first:
+        with pytest.raises(ServerError, match=f"another daemon is already listening on {path}"):
+            EventServer([f"unix://{path}"], make_hello, lambda r: None).start()
+        client = connected(first.uris[0])  # the first daemon is unharmed and keeps its socket
+        first.publish(make_scene())
+        assert client.read() == make_scene()
+        client.close()
+    assert not path.exists()
+
+
+def test_a_file_that_is_not_a_socket_is_not_replaced(sock_dir):
+    path = sock_dir / "edge-asc.sock"
+    path.write_text("precious")
+    with pytest.raises(ServerError, match="exists and is not a socket"):
+        EventServer([f"unix://{path}"], make_hello, lambda r: None).start()
+    assert path.read_text() == "precious"
+
+
+def test_tcp_port_in_use_is_a_clear_error():
+    with Server(["tcp://127.0.0.1:0"]) as first:
+        with pytest.raises(ServerError, match=f"cannot listen on {first.uris[0]}"):
+            EventServer(first.uris, make_hello, lambda r: None).start()
+
+
+# --- serving -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["unix", "tcp"])
+def test_every_event_type_arrives_over_a_real_socket(scheme, sock_dir):
+    uri = f"unix://{sock_dir}/s.sock" if scheme == "unix" else "tcp://127.0.0.1:0"
+    with Server([uri]) as server:
+        client = Client(server.uris[0], timeout=TIMEOUT)
+        assert client.connect() == make_hello()
+        client.subscribe(["scene", "segment", "status"])
+        client.ping()
+        assert isinstance(client.read(), Pong)
+        for event in ALL_EVENTS:
+            server.publish(event)
+        assert [client.read() for _ in ALL_EVENTS] == ALL_EVENTS
+        client.close()
+
+
+def test_subscriptions_choose_the_streamed_events(sock_dir):
+    with Server([f"unix://{sock_dir}/s.sock"]) as server:
+        default = connected(server.uris[0])
+        segments_only = connected(server.uris[0], ["segment"])
+        assert server.has_subscribers("segment") and server.has_subscribers("scene")
+        for event in (make_segment(0), make_scene(), make_status(), Error("source_lost", "gone"), make_segment(1)):
+            server.publish(event)
+        server.publish(Error("source_back", "back"))
+        assert [default.read().type for _ in range(4)] == ["scene", "status", "error", "error"]
+        assert [(e.type, getattr(e, "index", None)) for e in (segments_only.read() for _ in range(4))] == [
+            ("segment", 0),
+            ("error", None),
+            ("segment", 1),
+            ("error", None),
+        ]
+        segments_only.subscribe([])
+        segments_only.ping()
+        assert isinstance(segments_only.read(), Pong)
+        wait_for(lambda: not server.has_subscribers("segment"), what="segment subscription to end")
+        default.close()
+        segments_only.close()
+
+
+def test_iter_events_yields_hello_then_the_chosen_events(sock_dir):
+    with Server([f"unix://{sock_dir}/s.sock"]) as server:
+        received = []
+        reader = threading.Thread(target=lambda: received.extend(iter_events(server.uris[0], events=("segment",), timeout=TIMEOUT)))
+        reader.start()
+        wait_for(lambda: server.has_subscribers("segment"), what="the subscription")
+        server.publish(make_scene())  # not asked for
+        server.publish(make_segment(0))
+        server.publish(Error("source_lost", "gone"))
+    reader.join(TIMEOUT)
+    assert received == [make_hello(), make_segment(0), Error("source_lost", "gone")]
+
+
+def test_client_errors_name_the_address(sock_dir):
+    with pytest.raises(DaemonNotRunning, match=f"no socket at {sock_dir}/none.sock"):
+        Client(f"{sock_dir}/none.sock").connect()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(sock_dir / "stale.sock"))
+    stale.close()
+    with pytest.raises(DaemonNotRunning, match="stale"):
+        list(iter_events(f"unix://{sock_dir}/stale.sock"))
+
+
+def test_requests_go_to_the_handler_and_replies_to_the_sender_only(sock_dir):
+    harness = Server([f"unix://{sock_dir}/s.sock"])
+
+    def reply(request):
+        if request.k == 99:
+            raise ProtocolError("set.k: at most 50 segments")
+        if request.k == 13:
+            raise RuntimeError("pipeline exploded")
+        return make_hello(k=request.k or 5, mode=request.mode or "window")
+
+    harness.reply = reply
+    with harness as server:
+        asker, other = connected(server.uris[0]), connected(server.uris[0])
+        asker.set(k=3, mode="sliding")
+        assert asker.read() == make_hello(k=3, mode="sliding")
+        asker.set(k=99)
+        error = asker.read()
+        assert (error.code, error.message, error.request) == ("bad_request", "set.k: at most 50 segments", '{"type":"set","v":1,"k":99}')
+        asker.set(k=13)
+        error = asker.read()
+        assert error.code == "internal" and "pipeline exploded" in error.message
+        asker.ping()
+        assert isinstance(asker.read(), Pong)  # still served
+        assert harness.requests == [Set(k=3, mode="sliding"), Set(k=99), Set(k=13)]
+        server.publish(make_scene())
+        assert other.read() == make_scene()  # the replies went to the asker only
+        asker.close()
+        other.close()
+
+
+def test_malformed_requests_get_errors_and_harm_nobody(sock_dir):
+    garbage = [
+        b"not json at all",
+        b"\x00\xff\xfe binary",
+        b"[1, 2, 3]",
+        b'{"type": "reboot"}',
+        b'{"type": "set", "k": "five"}',
+        b'{"type": "subscribe", "events": ["hello"]}',
+    ]
+    with Server([f"unix://{sock_dir}/s.sock"]) as server:
+        good = connected(server.uris[0])
+        bad = connected(server.uris[0])
+        for i, line in enumerate(garbage):
+            bad._sock.sendall(line + b"\n")
+            error = bad.read()
+            assert error.type == "error" and error.code == "bad_request" and error.request
+            assert error.request == protocol.preview(line)
+            server.publish(make_scene(i))
+            assert bad.read() == make_scene(i)  # still subscribed and served
+            assert good.read() == make_scene(i)
+        bad._sock.sendall(b"\n\n")  # empty lines are ignored
+        bad.ping()
+        assert isinstance(bad.read(), Pong)
+        assert server.stats().subscribers == 2
+        good.close()
+        bad.close()
+
+
+def test_an_over_long_line_is_one_bad_request_and_the_connection_stays(sock_dir):
+    with Server([f"unix://{sock_dir}/s.sock"], max_request_bytes=1024) as server:
+        client = connected(server.uris[0])
+        client._sock.sendall(b'{"type":"ping","pad":"' + b"x" * 200_000 + b'"}\n')
+        client.ping()
+        error = client.read()
+        assert error.code == "bad_request" and "longer than 1024 bytes" in error.message
+        assert isinstance(client.read(), Pong)
+        client.close()
+
+
+def test_an_abusive_client_is_disconnected_and_others_are_unharmed(sock_dir):
+    with Server([f"unix://{sock_dir}/s.sock"]) as server:
+        good = connected(server.uris[0])
+        abuser = connected(server.uris[0])
+        abuser._sock.sendall(b"junk\n" * 50)
+        errors = read_until_closed(abuser)
+        assert all(e.code == "bad_request" for e in errors)
+        assert len(errors) == 9 and "bad requests in a row; closing" in errors[-1].message
+        server.publish(make_scene())
+        assert good.read() == make_scene()
+        wait_for(lambda: server.stats().subscribers == 1, what="the abuser to be gone")
+        good.close()
+        abuser.close()
+
+
+def test_an_endless_line_closes_the_connection(sock_dir):
+    with Server([f"unix://{sock_dir}/s.sock"]) as server:
+        client = connected(server.uris[0])
+        try:
+            client._sock.sendall(b"x" * (2 << 20))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may close while we are still sending: that is the point
+        events = read_until_closed(client)
+        assert [e.code for e in events] == ["bad_request", "bad_request"]
+        assert "closing the connection" in events[-1].message
+        client.close()
+
+
+def test_a_client_that_stops_sending_keeps_receiving(sock_dir):
+    with Server([f"unix://{sock_dir}/s.sock"]) as server:
+        sock = subscribed_raw_socket(server.uris[0])
+        sock.shutdown(socket.SHUT_WR)  # what `echo ... | socat -t 1e9 - UNIX-CONNECT:...` does
+        lines = raw_lines(sock)
+        time.sleep(0.05)  # let the server see the end of the client's input
+        server.publish(make_segment(1))
+        assert Event.from_line(next(lines)) == make_segment(1)
+        assert server.stats().subscribers == 1
+        sock.close()
+
+
+def test_stats_and_publish_checks(sock_dir):
+    with Server([f"unix://{sock_dir}/s.sock"]) as server:
+        a, b = connected(server.uris[0]), connected(server.uris[0], ["segment", "status"])
+        server.publish(make_scene())
+        assert a.read() == make_scene()
+        stats = server.stats()
+        assert (stats.subscribers, stats.drops, stats.disconnects, stats.published) == (2, 0, 0, 1)
+        assert sorted(c.events for c in stats.clients) == [("scene", "status"), ("segment", "status")]
+        with pytest.raises(TypeError, match=r"publish\(\) takes an event, got Ping"):
+            server.publish(Ping())
+        a.close()
+        b.close()
+    server.publish(make_scene())  # after stop: goes nowhere, raises nothing
+
+
+def test_the_client_side_imports_no_training_libraries():
+    code = "import sys, edge_asc.protocol, edge_asc.server, edge_asc.client, edge_asc.commands.listen; print(sorted({'torch', 'librosa', 'matplotlib'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_events_published_before_stop_are_delivered(sock_dir):
+    with Server([f"unix://{sock_dir}/s.sock"]) as server:
+        client = connected(server.uris[0], ["segment"])
+        for i in range(100):
+            server.publish(make_segment(i))
+    assert [e.index for e in client] == list(range(100))
+    client.close()
+
+
+# --- slow clients ------------------------------------------------------------------------------------
+
+
+class FastReader(threading.Thread):
+    """Reads raw lines as fast as it can; ``count`` lines seen."""
+
+    def __init__(self, client: Client):
+        super().__init__(daemon=True)
+        self.client = client
+        self.lines = []
+
+    def run(self):
+        while (line := self.client.read_line()) is not None:
+            self.lines.append(line)
+
+    @property
+    def count(self):
+        return len(self.lines)
+
+
+def subscribed_raw_socket(uri: str, events=("segment",)) -> socket.socket:
+    """A raw connection with a tiny receive buffer, subscribed to ``events`` and past the pong."""
+    address = parse_uri(uri)
+    if address.scheme == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.connect(str(address.path))
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.connect((address.host, address.port))
+    sock.sendall(Subscribe(events).to_line() + Ping().to_line())
+    buf = b""
+    sock.settimeout(TIMEOUT)
+    while b'"pong"' not in buf:
+        buf += sock.recv(4096)
+    return sock
+
+
+def raw_lines(sock: socket.socket):
+    """The lines arriving on a raw socket."""
+    sock.settimeout(TIMEOUT)
+    buf = b""
+    while True:
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            yield line
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        buf += chunk
+
+
+def publish_in_rounds(server, fast: FastReader, n_events: int, round_size: int, after_round=None):
+    """Publish ``make_segment`` events in rounds, waiting for the fast reader after each round.
+
+    Returns the duration of every publish() call and the time the fast reader took to get each round.
+    """
+    publish_s, catch_up_s = [], []
+    big = [make_segment(i, n_neighbours=60) for i in range(n_events)]  # ~3.5 kB per line
+    start_count = fast.count
+    for start in range(0, n_events, round_size):
+        began = time.perf_counter()
+        for event in big[start : start + round_size]:
+            t0 = time.perf_counter()
+            server.publish(event)
+            publish_s.append(time.perf_counter() - t0)
+        target = start_count + min(start + round_size, n_events)
+        wait_for(lambda: fast.count >= target, what="the fast reader")
+        catch_up_s.append(time.perf_counter() - began)
+        if after_round is not None and after_round():
+            break
+    return publish_s, catch_up_s
+
+
+def check_fast_client(fast: FastReader, n_events: int):
+    indices = [json.loads(line)["index"] for line in fast.lines if b'"segment"' in line]
+    assert indices == list(range(n_events))  # everything, in order
+
+
+def check_flat(publish_s, catch_up_s):
+    """Neither the caller of publish() nor the fast reader slowed down once the stuck client was full."""
+    assert max(publish_s) < 0.05, f"a publish() call took {max(publish_s) * 1e3:.1f} ms"
+    half = len(publish_s) // 2
+    early, late = statistics.median(publish_s[:half]), statistics.median(publish_s[half:])
+    assert late < max(5 * early, 0.001), f"publish() median went from {early * 1e6:.0f} to {late * 1e6:.0f} us"
+    quarter = max(len(catch_up_s) // 4, 1)
+    early, late = statistics.median(catch_up_s[:quarter]), statistics.median(catch_up_s[-quarter:])
+    assert late < max(5 * early, 0.05), f"the fast reader's round time went from {early * 1e3:.1f} to {late * 1e3:.1f} ms"
+
+
+@pytest.mark.parametrize("scheme", ["unix", "tcp"])
+def test_a_stuck_client_loses_its_oldest_events_and_delays_nobody(scheme, sock_dir):
+    n_events, queue_size = 800, 64
+    uri = f"unix://{sock_dir}/s.sock" if scheme == "unix" else "tcp://127.0.0.1:0"
+    with Server([uri], queue_size=queue_size, slow_policy="drop_oldest") as server:
+        fast = FastReader(connected(server.uris[0], ["segment"]))
+        fast.start()
+        stuck = subscribed_raw_socket(server.uris[0])  # and never read again
+        publish_s, catch_up_s = publish_in_rounds(server, fast, n_events, round_size=16)
+        check_fast_client(fast, n_events)
+        check_flat(publish_s, catch_up_s)
+
+        stats = server.stats()
+        stuck_stats = max(stats.clients, key=lambda c: c.dropped)
+        assert stuck_stats.dropped > 0 and stats.drops == stuck_stats.dropped
+        assert stuck_stats.queued == queue_size  # bounded
+        assert stats.subscribers == 2 and stats.disconnects == 0
+
+        # The stuck client wakes up: every event is either received or counted in a "dropped"
+        # error standing exactly where the lost events were.
+        received, reported = [], 0
+        expected_next = 0
+        lines = raw_lines(stuck)
+        while expected_next < n_events:
+            event = Event.from_line(next(lines))
+            if isinstance(event, Error):
+                assert event.code == "dropped" and event.count > 0
+                expected_next += event.count
+                reported += event.count
+            else:
+                assert event.index == expected_next
+                received.append(event.index)
+                expected_next += 1
+        assert expected_next == n_events and reported == stuck_stats.dropped
+        assert len(received) + reported == n_events
+        stuck.close()
+    fast.join(TIMEOUT)  # the server's stop ended its connection
+    fast.client.close()
+
+
+def test_a_stuck_client_is_disconnected_under_the_disconnect_policy(sock_dir):
+    n_events = 800
+    with Server([f"unix://{sock_dir}/s.sock"], queue_size=32, slow_policy="disconnect") as server:
+        fast = FastReader(connected(server.uris[0], ["segment"]))
+        fast.start()
+        stuck = subscribed_raw_socket(server.uris[0])  # and never read again
+        publish_s, catch_up_s = publish_in_rounds(server, fast, n_events, round_size=16)
+        check_fast_client(fast, n_events)
+        check_flat(publish_s, catch_up_s)
+        stats = server.stats()
+        assert stats.disconnects == 1 and stats.subscribers == 1 and stats.drops > 0
+        # What the stuck client can still read ends with the connection closed, not with a wait.
+        stuck.settimeout(TIMEOUT)
+        try:
+            while stuck.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass  # an abort may reach the peer as a reset: equally closed
+        stuck.close()
+    fast.join(TIMEOUT)
+    fast.client.close()
+
+
+# --- socat and the listen command --------------------------------------------------------------------
+
+
+def read_lines_until(stream, predicate, timeout=TIMEOUT):
+    """Lines from a pipe until one satisfies ``predicate``; fails on timeout instead of hanging."""
+    lines = []
+    selector = selectors.DefaultSelector()
+    selector.register(stream, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if not selector.select(max(deadline - time.monotonic(), 0)):
+                raise AssertionError(f"timed out; lines so far: {lines}")
+            line = stream.readline()
+            if not line:
+                return lines
+            lines.append(json.loads(line))
+            if predicate(lines[-1]):
+                return lines
+    finally:
+        selector.close()
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed")
+def test_socat_is_a_client(sock_dir):
+    with Server([f"unix://{sock_dir}/s.sock"]) as server:
+        proc = subprocess.Popen(
+            ["socat", "-", f"UNIX-CONNECT:{sock_dir}/s.sock"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+        )
+        try:
+            proc.stdin.write(b'{"type":"subscribe","events":["segment"]}\n{"type":"ping"}\n')
+            lines = read_lines_until(proc.stdout, lambda d: d["type"] == "pong")
+            assert [d["type"] for d in lines] == ["hello", "pong"] and lines[0]["labels"] == list(LABELS)
+            server.publish(make_scene())  # not subscribed
+            server.publish(make_segment(3))
+            (line,) = read_lines_until(proc.stdout, lambda d: True)
+            assert Event.from_json(line) == make_segment(3)
+            proc.stdin.write(b"garbage\n")
+            (line,) = read_lines_until(proc.stdout, lambda d: True)
+            assert (line["type"], line["code"], line["request"]) == ("error", "bad_request", "garbage")
+        finally:
+            proc.stdin.close()  # socat half-closes, waits 0.5 s for more and exits
+            assert proc.wait(TIMEOUT) == 0
+
+
+def listen_command(*args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_asc", "listen", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+    )
+
+
+def test_listen_prints_events_and_exits_0_when_the_daemon_stops(sock_dir):
+    harness = Server([f"unix://{sock_dir}/s.sock"])
+    with harness as server:
+        proc = listen_command("--socket", f"{sock_dir}/s.sock", "--events", "segment,scene")
+        wait_for(lambda: server.has_subscribers("segment"), timeout=30, what="listen to subscribe")
+        server.publish(make_segment(0))
+        server.publish(make_status())  # not subscribed
+        server.publish(make_scene())
+        lines = read_lines_until(proc.stdout, lambda d: d["type"] == "scene")
+    assert [Event.from_json(d) for d in lines] == [make_hello(), make_segment(0), make_scene()]
+    assert proc.wait(TIMEOUT) == 0
+    assert proc.stdout.read() == b""
+
+
+def test_listen_exits_0_on_sigint(sock_dir):
+    with Server(["tcp://127.0.0.1:0"]) as server:
+        host_port = server.uris[0].removeprefix("tcp://")
+        proc = listen_command("--tcp", host_port)
+        lines = read_lines_until(proc.stdout, lambda d: d["type"] == "hello", timeout=30)
+        assert lines[0]["protocol"] == protocol.PROTOCOL_VERSION
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(TIMEOUT) == 0
+
+
+def test_listen_without_a_daemon_is_a_clear_error(sock_dir):
+    proc = listen_command("--socket", f"{sock_dir}/missing.sock")
+    assert proc.wait(30) == 1
+    assert f"no edge-asc daemon: no socket at {sock_dir}/missing.sock" in proc.stderr.read().decode()
