@@ -1,0 +1,101 @@
+"""``edge-asc classify FILE``: the daemon's decisions for a sound file, offline (no socket).
+
+The file goes through the same Pipeline as ``edge-asc run --source file:FILE``, so both give the same
+decisions. ``--json`` prints one line per decision in the schema of the socket's ``scene`` event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+HELP = "classify a sound file offline: the decisions the daemon would publish for it"
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE", help="sound file (wav, flac, ogg...; any rate, mixed to mono)")
+    parser.add_argument("--json", action="store_true", help="one JSON scene event per line (as on the daemon's socket)")
+    parser.add_argument("--config", type=Path, metavar="YAML", default=argparse.SUPPRESS, help="daemon config file (its model, index, decision and inference settings)")
+    parser.add_argument("--k", type=int, metavar="N", default=argparse.SUPPRESS, help="segments per decision (config decision.k, default 3)")
+    parser.add_argument("--mode", choices=("window", "sliding"), default=argparse.SUPPRESS, help="a decision every k segments, or every segment over the last k (config decision.mode, default window)")
+    parser.add_argument("--model", type=Path, metavar="ONNX", default=argparse.SUPPRESS, help="encoder file (config model; default: the installed default model)")
+    parser.add_argument("--index", type=Path, metavar="DIR", default=argparse.SUPPRESS, help="index directory (config index; default: the installed default index)")
+    parser.add_argument("--segments", action="store_true", help="also print each segment's label (not with --json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..audio_io import AudioFileError, iter_audio
+    from ..daemon_config import load_config
+    from ..decision import DecisionPolicy, vote
+    from ..encoder import ArtifactError
+    from ..pipeline import Pipeline, load_artifacts, scene_event
+
+    from .run import _opt
+
+    cfg = load_config(
+        _opt(args, "config"),
+        {
+            "decision.k": _opt(args, "k"),
+            "decision.mode": _opt(args, "mode"),
+            "model": _opt(args, "model"),
+            "index": _opt(args, "index"),
+        },
+    )
+    try:
+        encoder, index = load_artifacts(cfg.model_path(), cfg.index_path(), cfg.inference.threads, cfg.inference.ef)
+    except ArtifactError as exc:
+        log.error("%s", exc)
+        return 2
+    labels = tuple(encoder.meta.labels)
+    rate = encoder.meta.feature_config.sample_rate
+    dc = cfg.decision
+    policy = DecisionPolicy(len(labels), dc.k, dc.mode, dc.tie_break)
+    try:
+        pipeline = Pipeline(encoder, index, policy, dc.neighbours)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    seg_labels, seg_dists, decisions = [], [], 0
+    out = sys.stdout
+    try:
+        for block in iter_audio(args.file, rate):
+            for seg, decision in pipeline.push(block):
+                seg_labels.append(seg.label)
+                seg_dists.append(seg.distance)
+                if args.segments and not args.json:
+                    out.write(f"  segment {seg.index:4d}  {seg.start / rate:7.2f}-{seg.end / rate:7.2f} s  {labels[seg.label]}  (distance {seg.distance:.4f})\n")
+                if decision is None:
+                    continue
+                decisions += 1
+                event = scene_event(decision, labels, rate)
+                if args.json:
+                    out.write(event.to_line().decode("utf-8"))
+                else:
+                    out.write(
+                        f"{event.stream_start_s:7.2f}-{event.stream_end_s:7.2f} s  {event.label:<20} "
+                        f"confidence {event.confidence:.2f}  ({', '.join(f'{k} {v}' for k, v in event.votes.items())})\n"
+                    )
+    except AudioFileError as exc:
+        log.error("%s", exc)
+        return 2
+    except BrokenPipeError:  # the reader went away (| head): not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    if not seg_labels:
+        log.error("%s: shorter than one %.1f s segment; no decision", args.file, encoder.meta.feature_config.segment_seconds)
+        return 1
+    if not args.json:
+        label, counts = vote(np.array(seg_labels), np.array(seg_dists), len(labels), dc.tie_break)
+        out.write(
+            f"all {len(seg_labels)} segments: {labels[label]} ({counts[label]}/{len(seg_labels)}); "
+            f"{decisions} decisions with k={dc.k}, mode={dc.mode}\n"
+        )
+    return 0

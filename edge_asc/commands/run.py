@@ -1,0 +1,118 @@
+"""``edge-asc run``: the daemon. Listens, decides the scene every k segments, tells every subscriber.
+
+    edge-asc run --config /etc/edge-asc/config.yaml
+    edge-asc run --source mic:pulse
+    edge-asc run --source file:street.flac --realtime
+    arecord -f S16_LE -r 16000 -c 1 | edge-asc run --source stdin
+
+Exit codes: 0 stopped by SIGTERM/SIGINT or the end of a file; 2 a bad config, a missing or mismatched
+model/index, or an unreadable file; 1 anything else (the socket is taken, the worker failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+HELP = "run the daemon: classify live audio and publish scene events on a local socket"
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="YAML", default=argparse.SUPPRESS, help="config file (edge-asc run --dump-config writes one)")
+    parser.add_argument("--source", metavar="SPEC", default=argparse.SUPPRESS, help="mic | mic:NAME_OR_INDEX | file:PATH | stdin (raw s16le PCM) (config source, default mic)")
+    parser.add_argument(
+        "--realtime", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+        help="file sources: pace the file to wall-clock time (--no-realtime: as fast as possible)",
+    )
+    parser.add_argument("--rate", type=int, metavar="HZ", default=argparse.SUPPRESS, help="stdin: the PCM's sample rate; mic: the rate to open the device at")
+    parser.add_argument("--channels", type=int, metavar="N", default=argparse.SUPPRESS, help="stdin: interleaved channels; mic: channels to capture")
+    parser.add_argument("--socket", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="Unix socket to serve events on (config server.socket; default $XDG_RUNTIME_DIR/edge-asc/edge-asc.sock, else /run/edge-asc/ if it exists, else /tmp/edge-asc-$UID/)")
+    parser.add_argument("--tcp", metavar="HOST:PORT", default=argparse.SUPPRESS, help="also serve events on TCP (loopback only)")
+    parser.add_argument("--k", type=int, metavar="N", default=argparse.SUPPRESS, help="segments per decision (config decision.k, default 3)")
+    parser.add_argument("--mode", choices=("window", "sliding"), default=argparse.SUPPRESS, help="a decision every k segments, or every segment over the last k (config decision.mode, default window)")
+    parser.add_argument("--model", type=Path, metavar="ONNX", default=argparse.SUPPRESS, help="encoder file (config model; default: the installed default model)")
+    parser.add_argument("--index", type=Path, metavar="DIR", default=argparse.SUPPRESS, help="index directory (config index; default: the installed default index)")
+    parser.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS, help="onnxruntime threads")
+    parser.add_argument("--wait-for-client", action="store_true", default=argparse.SUPPRESS, help="start the source when the first client connects")
+    parser.add_argument("--check-config", action="store_true", help="validate the config, the model and the index, then exit")
+    parser.add_argument("--dump-config", action="store_true", help="print the complete default config (commented YAML) and exit")
+
+
+def _opt(args: argparse.Namespace, name: str):
+    """A flag's value, or None when it was not given (flags that override the config have no default)."""
+    value = getattr(args, name, None)
+    return str(value) if isinstance(value, Path) else value
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """CLI flags as dotted config keys (None: not given)."""
+    return {
+        "source": _opt(args, "source"),
+        "audio.realtime": _opt(args, "realtime"),
+        "audio.samplerate": _opt(args, "rate"),
+        "audio.channels": _opt(args, "channels"),
+        "server.socket": _opt(args, "socket"),
+        "server.tcp": _opt(args, "tcp"),
+        "server.wait_for_client": _opt(args, "wait_for_client"),
+        "decision.k": _opt(args, "k"),
+        "decision.mode": _opt(args, "mode"),
+        "model": _opt(args, "model"),
+        "index": _opt(args, "index"),
+        "inference.threads": _opt(args, "threads"),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import configure_logging
+    from ..daemon_config import dump_yaml, load_config
+
+    if args.dump_config:
+        sys.stdout.write(dump_yaml())
+        return 0
+    cfg = load_config(_opt(args, "config"), overrides(args))  # ConfigError -> exit 2 (cli)
+    if getattr(args, "log_level", "INFO") == "INFO" and cfg.log_level != "INFO":
+        configure_logging(cfg.log_level)  # the file's level, unless --log-level was given
+
+    from ..encoder import ArtifactError
+    from ..pipeline import load_artifacts
+    from ..sources import SourceError, make_source
+
+    try:
+        encoder, index = load_artifacts(cfg.model_path(), cfg.index_path(), cfg.inference.threads, cfg.inference.ef)
+    except ArtifactError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        source = make_source(cfg.source_spec, cfg.audio, encoder.meta.feature_config.sample_rate)
+    except SourceError as exc:
+        log.error("%s", exc)
+        return 2
+
+    from ..daemon import Daemon
+    from ..server import ServerError
+
+    try:
+        daemon = Daemon(cfg, encoder, index, source)  # checks the settings against the model and index
+    except ValueError as exc:  # settings the loaded index cannot satisfy (decision.neighbours)
+        log.error("%s", exc)
+        return 2
+    except ServerError as exc:  # a bad or non-loopback address
+        log.error("%s", exc)
+        return 2
+    if args.check_config:
+        where = _opt(args, "config") or "the defaults"
+        print(
+            f"config OK ({where}): model {cfg.model_path()} ({len(encoder.meta.labels)} labels), "
+            f"index {cfg.index_path()} ({len(index)} items), source {source.description}, "
+            f"k={cfg.decision.k}, mode={cfg.decision.mode}, socket {daemon.socket_path}"
+        )
+        return 0
+    try:
+        return daemon.run()
+    except ServerError as exc:  # the socket is taken by a running daemon, or cannot be created
+        log.error("%s", exc)
+        return 1

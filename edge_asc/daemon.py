@@ -1,0 +1,272 @@
+"""The daemon: audio source -> ring buffer -> worker (pipeline) -> event server, with its life cycle.
+
+Threads:
+
+* the source's producer (PortAudio's callback thread, or a file/stdin reader) writes into the ring;
+* one worker thread owns the source and the pipeline: it opens the source (retrying with back-off
+  while a microphone is missing), takes every block from the ring, mixes and resamples it, runs the
+  pipeline and publishes ``segment`` and ``scene`` events; it notices a dead stream or silence from
+  the device (no data for ``audio.no_data_timeout``) and reports ``error`` source_lost / source_back;
+  it sends systemd's WATCHDOG=1;
+* the event server's loop thread (edge_asc.server) serves the clients;
+* the main thread waits for SIGTERM/SIGINT (or the end of a file) and sends ``status`` events.
+
+Stopping: the source is closed, the audio already in the ring is processed, the last events are
+handed to the clients, the socket file is removed, and ``run`` returns 0. A file or stdin source
+that ends stops the daemon the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from .daemon_config import DaemonConfig
+from .decision import DecisionPolicy
+from .pipeline import Conditioner, Pipeline, scene_event, segment_event
+from .protocol import PROTOCOL_VERSION, SOURCE_BACK, SOURCE_LOST, Error, Hello, ProtocolError, Request, Set, Status
+from .sdnotify import Notifier
+from .server import EventServer, default_socket_path
+from .sources import Source, SourceError
+
+log = logging.getLogger(__name__)
+
+WORKER_WAIT_S = 0.1  # longest sleep of the worker between two looks at the ring / the source
+STOP_TIMEOUT_S = 10.0  # how long stop() waits for the worker to process what is in the ring
+
+
+class Daemon:
+    """Wires a source, the pipeline and the event server; ``run()`` blocks until stopped."""
+
+    def __init__(self, config: DaemonConfig, encoder, index, source: Source, notifier: Notifier | None = None) -> None:
+        self.config = config
+        self.meta = encoder.meta
+        self.labels = tuple(encoder.meta.labels)
+        self.rate = encoder.meta.feature_config.sample_rate
+        dc = config.decision
+        self.policy = DecisionPolicy(len(self.labels), dc.k, dc.mode, dc.tie_break)
+        self.pipeline = Pipeline(encoder, index, self.policy, dc.neighbours)
+        self.source = source
+        self.notifier = notifier or Notifier()
+        sc = config.server
+        self.socket_path = sc.socket if sc.socket is not None else default_socket_path()
+        self.server = EventServer(
+            [str(self.socket_path)] + ([f"tcp://{sc.tcp}"] if sc.tcp else []),
+            hello=self._hello,
+            on_request=self._on_request,
+            queue_size=sc.queue_size,
+            slow_policy=sc.slow_policy,
+        )
+        self._stop = threading.Event()  # the daemon should stop (signal, end of file, fatal error)
+        self._worker_stop = threading.Event()  # the worker should drain the ring and end
+        self._client_seen = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._started = 0.0
+        self.exit_code = 0
+        self.source_lost = False
+
+    # --- the server's callbacks (server thread) ---------------------------------------------------
+    def _hello(self) -> Hello:
+        self._client_seen.set()
+        return Hello(
+            protocol=PROTOCOL_VERSION,
+            labels=self.labels,
+            k=self.policy.k,
+            mode=self.policy.mode,
+            segment_seconds=self.meta.feature_config.segment_seconds,
+            sample_rate=self.rate,
+            model_sha256=self.meta.sha256,
+            model_version=self.meta.version,
+        )
+
+    def _on_request(self, request: Request):
+        if isinstance(request, Set):
+            try:
+                if request.k is not None:
+                    self.policy.set_k(request.k)
+                if request.mode is not None:
+                    self.policy.set_mode(request.mode)
+            except ValueError as exc:
+                raise ProtocolError(str(exc)) from None
+            log.info("decision policy set to k=%d, mode=%s", self.policy.k, self.policy.mode)
+            return self.status()  # the new settings, to the client that asked
+        raise ProtocolError(f"the daemon does not handle {request.type!r} requests")
+
+    # --- events -----------------------------------------------------------------------------------
+    def status(self) -> Status:
+        stats = self.server.stats()
+        return Status(
+            uptime_s=time.monotonic() - self._started,
+            segments=self.pipeline.segments_done,
+            overflows=self.source.overflows,
+            timings_ms=self.pipeline.times.summary_ms(),
+            subscribers=stats.subscribers,
+            drops=stats.drops,
+            source=self.source.description + (" (lost)" if self.source_lost else ""),
+            k=self.policy.k,
+            mode=self.policy.mode,
+        )
+
+    def _error(self, code: str, message: str) -> None:
+        (log.warning if code == SOURCE_LOST else log.info)("%s", message)
+        self.server.publish(Error(code, message))
+
+    # --- life cycle (main thread) -----------------------------------------------------------------
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT or the end of a finite source; returns the exit code."""
+        self._started = time.monotonic()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # signals can only be handled there
+            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.server.start()
+            try:
+                self.notifier.ready(f"serving on {self.socket_path}")  # before the worker's first WATCHDOG=1
+                self._worker = threading.Thread(target=self._work, name="edge-asc-worker", daemon=True)
+                self._worker.start()
+                log.info("ready: %d labels, k=%d, mode=%s, source %s", len(self.labels), self.policy.k, self.policy.mode, self.source.description)
+                interval = self.config.status_interval
+                next_status = time.monotonic() + interval
+                while not self._stop.wait(max(0.0, next_status - time.monotonic())):
+                    self.server.publish(self.status())
+                    next_status += interval
+                self.notifier.stopping()
+                self._shutdown_worker()
+            finally:
+                self.server.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.notifier.close()
+        log.info("stopped after %d segments", self.pipeline.segments_done)
+        return self.exit_code
+
+    def _on_signal(self, signum: int, frame) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        self.stop()
+
+    def stop(self, exit_code: int | None = None) -> None:
+        if exit_code is not None and not self._stop.is_set():
+            self.exit_code = exit_code
+        self._stop.set()
+
+    def _shutdown_worker(self) -> None:
+        """Close the source, let the worker process what the ring holds, wait for it."""
+        self._worker_stop.set()
+        if self._worker is not None:
+            self._worker.join(STOP_TIMEOUT_S)
+            if self._worker.is_alive():
+                log.error("the worker did not finish within %.0f s", STOP_TIMEOUT_S)
+                self.exit_code = self.exit_code or 1
+
+    # --- the worker thread ------------------------------------------------------------------------
+    def _work(self) -> None:
+        try:
+            self._work_loop()
+        except Exception:
+            log.exception("the worker failed")
+            self.stop(1)
+        finally:
+            self.source.close()
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait (pinging the watchdog); True if the worker should stop."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self.notifier.watchdog()
+            if self._worker_stop.wait(min(left, 1.0)):
+                return True
+        return self._worker_stop.is_set()
+
+    def _open_source(self) -> bool:
+        """Open the source, retrying with back-off while it fails; False if told to stop meanwhile."""
+        ac = self.config.audio
+        delay = ac.retry_min
+        while not self._worker_stop.is_set():
+            self.notifier.watchdog()
+            try:
+                self.source.open()
+                return True
+            except SourceError as exc:
+                if self.source.finite:
+                    log.error("%s", exc)
+                    self.stop(1)
+                    return False
+                if not self.source_lost:
+                    self.source_lost = True
+                    self._error(SOURCE_LOST, f"audio source unavailable: {exc}; retrying")
+                else:
+                    log.info("audio source still unavailable (%s); next try in %.1f s", exc, delay)
+            if self._sleep(delay):
+                return False
+            delay = min(delay * 2.0, ac.retry_max)
+        return False
+
+    def _work_loop(self) -> None:
+        ac = self.config.audio
+        if self.config.server.wait_for_client:
+            log.info("waiting for the first client before starting %s", self.source.description)
+            while not self._client_seen.wait(WORKER_WAIT_S):
+                self.notifier.watchdog()
+                if self._worker_stop.is_set():
+                    return
+        while not self._worker_stop.is_set():
+            if not self._open_source():
+                return
+            if self.source_lost:
+                self.source_lost = False
+                self.pipeline.restart()
+                self._error(SOURCE_BACK, f"audio source back: {self.source.description}")
+            reason = self._stream(Conditioner(self.source.rate, self.rate))
+            if reason is None:
+                return  # told to stop, or a finite source ended
+            self.source.close()
+            self.source_lost = True
+            self._error(SOURCE_LOST, f"audio source lost: {self.source.description}: {reason}; retrying")
+            if self.source.finite:
+                self.stop(1)
+                return
+            if self._sleep(ac.retry_min):
+                return
+
+    def _stream(self, conditioner: Conditioner) -> str | None:
+        """Process the open source until it fails (returns why) or ends / the daemon stops (None)."""
+        source, ring = self.source, self.source.ring
+        timeout = self.config.audio.no_data_timeout
+        while True:
+            self.notifier.watchdog()
+            stopping = self._worker_stop.is_set()
+            if stopping:
+                source.close()  # no more writes; what is in the ring is still processed below
+            ring.wait(WORKER_WAIT_S)
+            finished = source.finished  # read before draining: every block it wrote is in the ring by now
+            while (item := ring.read()) is not None:
+                block, arrived = item
+                self._process(conditioner.process(block), arrived)
+            if stopping:
+                return None
+            if finished:
+                self._process(conditioner.flush(), time.monotonic())  # the resampler's tail
+                log.info("%s ended", source.description)
+                self.stop(0)
+                return None
+            reason = source.problem()
+            if reason is None and not source.finite:
+                silent = time.monotonic() - max(ring.last_write, source.opened_at)
+                if silent > timeout:
+                    reason = f"no audio for {silent:.1f} s"
+            if reason is not None:
+                return reason
+
+    def _process(self, block, arrived: float) -> None:
+        """Mono model-rate samples -> segment and scene events."""
+        if block.shape[0] == 0:
+            return
+        publish = self.server.publish
+        for seg, decision in self.pipeline.push(block, arrived):
+            if self.server.has_subscribers("segment"):
+                publish(segment_event(seg, self.labels, self.rate))
+            if decision is not None:
+                publish(scene_event(decision, self.labels, self.rate))

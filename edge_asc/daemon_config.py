@@ -1,0 +1,263 @@
+"""The daemon's configuration (``edge-asc run --config FILE``): frozen dataclasses, one per section.
+
+Every key is optional. Each field carries its help text and unit in its metadata, and that single
+description produces ``edge-asc run --dump-config`` (the commented default YAML) and the key table in
+docs/config.md. Loading goes through edge_asc.config: an unknown key is an error naming it and the
+accepted keys, a bad value names the accepted values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from . import config as cfgmod
+from .config import ConfigError
+from .decision import MAX_K, MODES, TIE_BREAKS
+
+SOURCE_FORMS = ("mic", "mic:NAME_OR_INDEX", "file:PATH", "stdin")
+LATENCIES = ("low", "high")
+SLOW_POLICIES = ("drop_oldest", "disconnect")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _f(default: Any, help: str, unit: str = "", choices: tuple | None = None) -> Any:
+    meta: dict[str, Any] = {"help": help, "unit": unit}
+    if choices is not None:
+        meta["choices"] = choices
+    if isinstance(default, type):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed ``source`` string."""
+
+    kind: str  # mic | file | stdin
+    arg: str | None = None  # mic: device index or name substring (None: the default input); file: the path
+
+    @classmethod
+    def parse(cls, spec: str) -> "SourceSpec":
+        kind, sep, arg = spec.partition(":")
+        if kind == "mic":
+            return cls("mic", arg or None)
+        if kind == "file" and arg:
+            return cls("file", arg)
+        if kind == "stdin" and not sep:
+            return cls("stdin")
+        raise ValueError(f"source {spec!r} is not accepted; accepted forms: {', '.join(SOURCE_FORMS)}")
+
+    def __str__(self) -> str:
+        return self.kind + (f":{self.arg}" if self.arg is not None else "")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    samplerate: int | None = _f(
+        None,
+        "microphone: the rate to open the device at (null: the model's rate if the device takes it, else the "
+        "device's default rate); stdin: the rate of the raw PCM (null: the model's rate). Resampled to the model's rate",
+        "Hz",
+    )
+    channels: int = _f(1, "channels to capture (microphone) or interleaved in the PCM (stdin); mixed to mono", "channels")
+    blocksize: int = _f(512, "frames per audio callback or per read from a file/stdin (0: PortAudio chooses)", "frames")
+    latency: str = _f("low", "PortAudio's suggested input latency", "", LATENCIES)
+    ring_seconds: float = _f(4.0, "length of the ring buffer between the audio callback and the worker", "s")
+    realtime: bool = _f(True, "file sources: pace the file to wall-clock time (false: as fast as the worker goes)")
+    no_data_timeout: float = _f(5.0, "the microphone counts as lost when no audio arrives for this long", "s")
+    retry_min: float = _f(0.5, "first wait before reopening a lost microphone; doubles after each failure", "s")
+    retry_max: float = _f(10.0, "longest wait between two attempts to reopen a lost microphone", "s")
+
+    def __post_init__(self) -> None:
+        if self.samplerate is not None and not 1000 <= self.samplerate <= 384000:
+            raise ValueError(f"samplerate must be from 1000 to 384000 Hz or null, got {self.samplerate}")
+        if not 1 <= self.channels <= 64:
+            raise ValueError(f"channels must be from 1 to 64, got {self.channels}")
+        if not 0 <= self.blocksize <= 65536:
+            raise ValueError(f"blocksize must be from 0 to 65536 frames, got {self.blocksize}")
+        if not 0.5 <= self.ring_seconds <= 60:
+            raise ValueError(f"ring_seconds must be from 0.5 to 60, got {self.ring_seconds}")
+        if self.no_data_timeout <= 0 or self.retry_min <= 0 or self.retry_max < self.retry_min:
+            raise ValueError("no_data_timeout and retry_min must be positive and retry_max >= retry_min")
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    k: int = _f(3, f"segments per decision (1 to {MAX_K}); each segment is 300 ms", "segments")
+    mode: str = _f("window", "window: a decision after every k segments; sliding: after every segment over the last k", "", MODES)
+    neighbours: int = _f(1, "nearest neighbours per segment; more than 1 gives the segment their majority label", "items")
+    tie_break: str = _f(
+        "distance", "equal votes: the label with the smallest summed distance, then the earlier label (distance), or "
+        "only the earlier label in the model's label list (label_order)", "", TIE_BREAKS,
+    )
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= MAX_K:
+            raise ValueError(f"k must be from 1 to {MAX_K}, got {self.k}")
+        if not 1 <= self.neighbours <= 100:
+            raise ValueError(f"neighbours must be from 1 to 100, got {self.neighbours}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    socket: Path | None = _f(None, "Unix socket path, created with mode 0660 (null: $XDG_RUNTIME_DIR/edge-asc/edge-asc.sock, else /run/edge-asc/edge-asc.sock if /run/edge-asc exists (systemd RuntimeDirectory), else /tmp/edge-asc-$UID/edge-asc.sock)")
+    tcp: str | None = _f(None, "also listen on TCP, as HOST:PORT (for example 127.0.0.1:8765); null: no TCP")
+    queue_size: int = _f(256, "events queued per client before the slow-client policy applies", "events")
+    slow_policy: str = _f("drop_oldest", "a client whose queue is full loses its oldest events (counted and reported to it) or is disconnected", "", SLOW_POLICIES)
+    wait_for_client: bool = _f(False, "start the audio source only once the first client has connected (demos, tests: no event is missed)")
+
+    def __post_init__(self) -> None:
+        if self.tcp is not None:
+            parse_hostport(self.tcp)
+        if not 1 <= self.queue_size <= 100000:
+            raise ValueError(f"queue_size must be from 1 to 100000, got {self.queue_size}")
+
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    threads: int = _f(1, "onnxruntime intra-op threads", "threads")
+    ef: int | None = _f(None, "hnswlib search breadth (null: the value in the index manifest)", "items")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threads <= 64:
+            raise ValueError(f"threads must be from 1 to 64, got {self.threads}")
+        if self.ef is not None and self.ef < 1:
+            raise ValueError(f"ef must be positive or null, got {self.ef}")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    model: Path | None = _f(None, "ONNX encoder file (null: $EDGE_ASC_MODEL, then models/ of a clone, <prefix>/share/edge-asc/models, /var/lib/edge-asc/models)")
+    index: Path | None = _f(None, "index directory with manifest.json (null: $EDGE_ASC_INDEX, then index/ of a clone, <prefix>/share/edge-asc/index, /var/lib/edge-asc/index)")
+    source: str = _f("mic", f"where audio comes from: {' | '.join(SOURCE_FORMS)} (raw s16le PCM on standard input)")
+    audio: AudioConfig = _f(AudioConfig, "capture and buffering")
+    decision: DecisionConfig = _f(DecisionConfig, "segment labels and the scene vote")
+    server: ServerConfig = _f(ServerConfig, "where subscribers connect")
+    inference: InferenceConfig = _f(InferenceConfig, "encoder and index search")
+    status_interval: float = _f(5.0, "seconds between two status events", "s")
+    log_level: str = _f("INFO", "logging level of the daemon", "", LOG_LEVELS)
+
+    def __post_init__(self) -> None:
+        SourceSpec.parse(self.source)
+        if not 0.1 <= self.status_interval <= 3600:
+            raise ValueError(f"status_interval must be from 0.1 to 3600 s, got {self.status_interval}")
+
+    @property
+    def source_spec(self) -> SourceSpec:
+        return SourceSpec.parse(self.source)
+
+    def model_path(self) -> Path:
+        from .paths import default_model_path
+
+        return self.model if self.model is not None else default_model_path()
+
+    def index_path(self) -> Path:
+        from .paths import default_index_path
+
+        return self.index if self.index is not None else default_index_path()
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"tcp must be HOST:PORT such as 127.0.0.1:8765, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> DaemonConfig:
+    """The config file (or the defaults), then ``overrides`` given as dotted keys (None = not given)."""
+    data: dict[str, Any] = cfgmod.load_yaml(path) if path is not None else {}
+    try:
+        cfg = cfgmod.from_dict(DaemonConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from exc
+    return apply_overrides(cfg, overrides or {})
+
+
+def apply_overrides(cfg: DaemonConfig, overrides: Mapping[str, Any]) -> DaemonConfig:
+    """Set dotted keys (``decision.k``) through the same validation as the file."""
+    tree = cfgmod.to_dict(cfg)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = tree
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return cfgmod.from_dict(DaemonConfig, tree)
+
+
+# --- self-description: the commented default YAML and the docs table ----------------------------
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, Path):
+        value = str(value)
+    text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+    return text[: -len("...")].strip() if text.endswith("...") else text
+
+
+def _describe(meta: Mapping[str, Any]) -> str:
+    text = meta.get("help", "")
+    if meta.get("unit"):
+        text += f" [{meta['unit']}]"
+    if meta.get("choices"):
+        text += f" (one of: {', '.join(meta['choices'])})"
+    return text
+
+
+def dump_yaml(cfg: DaemonConfig | None = None) -> str:
+    """A complete, commented YAML config (the defaults unless ``cfg`` is given) that loads back to ``cfg``."""
+    cfg = cfg or DaemonConfig()
+    lines = [
+        "# edge-asc daemon configuration: edge-asc run --config FILE",
+        "# Every key is optional; the values below are the defaults. Command-line flags override this file.",
+        "# Check a file with: edge-asc run --config FILE --check-config",
+        "",
+    ]
+
+    def emit(obj: Any, indent: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                lines.append(f"{indent}{f.name}:  # {_describe(f.metadata)}")
+                emit(value, indent + "  ")
+            else:
+                lines.append(f"{indent}{f.name}: {_scalar(value)}  # {_describe(f.metadata)}")
+
+    emit(cfg, "")
+    return "\n".join(lines) + "\n"
+
+
+def reference_rows(cls: type = DaemonConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, default, unit, description) for every key, in file order (for docs/config.md)."""
+    rows = []
+    default = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(default, f.name)
+        if dataclasses.is_dataclass(value):
+            rows.extend(reference_rows(type(value), f"{prefix}{f.name}."))
+        else:
+            text = f.metadata.get("help", "")
+            if f.metadata.get("choices"):
+                text += f"; one of: {', '.join(f.metadata['choices'])}"
+            rows.append((prefix + f.name, _scalar(value), f.metadata.get("unit", ""), text))
+    return rows
+
+
+def reference_markdown() -> str:
+    out = ["| key | default | unit | meaning |", "|---|---|---|---|"]
+    for key, default, unit, text in reference_rows():
+        out.append(f"| `{key}` | `{default}` | {unit} | {text.replace('|', '/')} |")
+    return "\n".join(out) + "\n"
+

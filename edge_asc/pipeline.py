@@ -1,0 +1,219 @@
+"""Audio -> segment labels -> scene decisions, one segment at a time; shared by ``run`` and ``classify``.
+
+``Pipeline.push(block)`` takes mono float32 samples at the model's rate, cuts them into 300 ms
+segments with their left context (features.Segmenter), and for each complete segment computes the
+features (FeatureExtractor.segment_features), its embedding (Encoder.embed, batch of 1) and its nearest
+labelled neighbours (SegmentIndex.query). The segment's label is its nearest neighbour's (or the
+majority of ``neighbours`` neighbours), and the DecisionPolicy turns segment labels into scene
+decisions. The offline ``classify`` and the live daemon call the same code with the same samples, so
+they produce the same decisions whatever the block sizes.
+
+``Conditioner`` is the step before: a source's (frames, channels) blocks at the device rate -> mono
+at the model's rate (channel mean, then edge_asc.resample), the same operations a file goes through in
+audio_io.iter_audio.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .audio_io import to_mono
+from .decision import Decision, DecisionPolicy, Vote, vote
+from .features import FeatureExtractor, Segmenter
+from .resample import StreamResampler
+
+log = logging.getLogger(__name__)
+
+STAGES = ("features", "encoder", "search", "total")
+TIMING_WINDOW = 1024  # segments kept for the status event's median / p99
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    index: int  # segment number in the stream
+    label: int
+    distance: float  # to the nearest neighbour with that label
+    neighbour_labels: tuple[int, ...]  # the n nearest neighbours, nearest first
+    neighbour_distances: tuple[float, ...]
+    start: int  # stream sample of the segment's first sample (model rate)
+    end: int  # stream sample after its last sample
+    ready: float  # monotonic time its last sample entered the ring buffer
+    timings: tuple[float, float, float, float]  # seconds: features, encoder, search, total
+
+
+class Conditioner:
+    """(frames, channels) float32 at ``in_rate`` -> (n,) mono float32 at ``out_rate``, streamed."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self.in_rate, self.out_rate = in_rate, out_rate
+        self.resampler = StreamResampler(in_rate, out_rate)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        mono = to_mono(block)  # (frames,)
+        return mono if self.resampler.identity else self.resampler.process(mono)
+
+    def flush(self) -> np.ndarray:
+        return self.resampler.flush()
+
+
+class StageTimes:
+    """The last TIMING_WINDOW per-stage processing times, for medians and p99s."""
+
+    def __init__(self, size: int = TIMING_WINDOW) -> None:
+        self._t = np.zeros((size, len(STAGES)), dtype=np.float64)
+        self._n = 0
+
+    def add(self, times: tuple[float, ...]) -> None:
+        self._t[self._n % self._t.shape[0]] = times
+        self._n += 1
+
+    @property
+    def count(self) -> int:
+        return self._n
+
+    def summary_ms(self) -> dict[str, dict[str, float | None]]:
+        """stage -> {"median", "p99"} in milliseconds (None before any segment)."""
+        if self._n == 0:
+            return {s: {"median": None, "p99": None} for s in STAGES}
+        t = self._t[: min(self._n, self._t.shape[0])] * 1000.0
+        med = np.median(t, axis=0)
+        p99 = np.percentile(t, 99, axis=0)
+        return {s: {"median": round(float(med[i]), 4), "p99": round(float(p99[i]), 4)} for i, s in enumerate(STAGES)}
+
+
+class Pipeline:
+    """Features -> encoder -> index search -> decision policy, per 300 ms segment."""
+
+    def __init__(self, encoder, index, policy: DecisionPolicy, neighbours: int = 1) -> None:
+        if not 1 <= neighbours <= len(index):
+            raise ValueError(f"neighbours (decision.neighbours) must be from 1 to the index's {len(index)} items, got {neighbours}")
+        self.encoder = encoder
+        self.index = index
+        self.policy = policy
+        self.neighbours = neighbours
+        self.labels: tuple[str, ...] = tuple(encoder.meta.labels)
+        self.feature_config = cfg = encoder.meta.feature_config
+        self.sample_rate = cfg.sample_rate
+        self.extractor = FeatureExtractor(cfg)
+        self.segmenter = Segmenter(cfg)
+        self.times = StageTimes()
+        self._sample_offset = 0  # stream samples before the current segmenter (after restarts)
+        self._index_offset = 0
+        self._batch = np.zeros((1,) + (cfg.frames_per_segment, cfg.n_features), dtype=np.float32)
+
+    @property
+    def segments_done(self) -> int:
+        return self._index_offset + self.segmenter.segments_done
+
+    @property
+    def samples_in(self) -> int:
+        return self._sample_offset + self.segmenter.samples_in
+
+    def restart(self) -> None:
+        """A gap in the audio (a lost source came back): fresh left context and fresh votes; times go on."""
+        self._sample_offset += self.segmenter.samples_in
+        self._index_offset += self.segmenter.segments_done
+        self.segmenter = Segmenter(self.feature_config)
+        self.policy.reset()
+
+    def push(self, block: np.ndarray, ready: float | None = None) -> Iterator[tuple[SegmentResult, Decision | None]]:
+        """Feed mono samples at the model's rate; yields (segment, decision or None) per completed segment.
+
+        ``ready`` is the monotonic time the block entered the ring buffer (now if not given).
+        """
+        ready = time.monotonic() if ready is None else ready
+        for i, x in self.segmenter.push(block):
+            seg = self.process_segment(self._index_offset + i, x, ready)
+            yield seg, self.policy.push(Vote(seg.index, seg.label, seg.distance, seg.start, seg.end, seg.ready))
+
+    def process_segment(self, index: int, x: np.ndarray, ready: float) -> SegmentResult:
+        """x: (context_samples + segment_samples,) -> the segment's label, distance and neighbours."""
+        t0 = time.perf_counter()
+        self._batch[0] = self.extractor.segment_features(x)  # (20, 52)
+        t1 = time.perf_counter()
+        emb = self.encoder.embed(self._batch)  # (1, D)
+        t2 = time.perf_counter()
+        labels, distances, _ids = self.index.query(emb, self.neighbours)  # (1, n) each
+        t3 = time.perf_counter()
+        labels, distances = labels[0], distances[0]
+        if self.neighbours == 1:
+            label, distance = int(labels[0]), float(distances[0])
+        else:
+            label, _ = vote(labels, distances.astype(np.float64), len(self.labels), self.policy.tie_break)
+            distance = float(distances[np.argmax(labels == label)])  # nearest neighbour with that label
+        times = (t1 - t0, t2 - t1, t3 - t2, t3 - t0)
+        self.times.add(times)
+        seg_len = self.feature_config.segment_samples
+        start = self._sample_offset + (index - self._index_offset) * seg_len
+        return SegmentResult(
+            index=index,
+            label=label,
+            distance=distance,
+            neighbour_labels=tuple(int(v) for v in labels),
+            neighbour_distances=tuple(float(v) for v in distances),
+            start=start,
+            end=start + seg_len,
+            ready=ready,
+            timings=times,
+        )
+
+
+def load_artifacts(model_path: str | Path, index_path: str | Path, threads: int = 1, ef: int | None = None):
+    """The encoder and the index that matches it (raises ArtifactError / ArtifactMismatch naming the fault)."""
+    from .encoder import Encoder
+    from .index import SegmentIndex
+
+    encoder = Encoder(model_path, threads=threads)
+    index = SegmentIndex.load(index_path, encoder.meta)
+    if ef is not None:
+        index.set_ef(ef)
+    return encoder, index
+
+
+def classify_stream(pipeline: Pipeline, blocks: Iterator[np.ndarray]) -> Iterator[tuple[SegmentResult, Decision | None]]:
+    """Run a whole stream of mono model-rate blocks through the pipeline (the offline path)."""
+    for block in blocks:
+        yield from pipeline.push(block)
+
+
+# --- protocol events (the daemon's socket and classify --json use the same builders) ---------------
+
+
+def scene_event(decision: Decision, labels: tuple[str, ...], sample_rate: int, now_mono: float | None = None):
+    """protocol.Scene of a decision; latency_ms runs from the last sample entering the ring to now."""
+    from .protocol import Scene
+
+    now_mono = time.monotonic() if now_mono is None else now_mono
+    return Scene(
+        label=labels[decision.label],
+        confidence=decision.confidence,
+        votes={labels[i]: n for i, n in enumerate(decision.votes) if n},
+        k=decision.k,
+        mode=decision.mode,
+        stream_start_s=decision.start / sample_rate,
+        stream_end_s=decision.end / sample_rate,
+        wall_time=time.time(),
+        latency_ms=(now_mono - decision.ready) * 1000.0,
+        segment_index=decision.last_segment,
+    )
+
+
+def segment_event(seg: SegmentResult, labels: tuple[str, ...], sample_rate: int):
+    """protocol.Segment of one classified segment."""
+    from .protocol import Neighbour, Segment
+
+    return Segment(
+        index=seg.index,
+        label=labels[seg.label],
+        distance=seg.distance,
+        neighbours=tuple(Neighbour(labels[lab], d) for lab, d in zip(seg.neighbour_labels, seg.neighbour_distances)),
+        stream_start_s=seg.start / sample_rate,
+        stream_end_s=seg.end / sample_rate,
+        timings_ms={name: t * 1000.0 for name, t in zip(STAGES, seg.timings)},
+    )

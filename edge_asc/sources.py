@@ -1,0 +1,453 @@
+"""Audio sources feeding the ring buffer: a microphone (sounddevice), a file, raw PCM on stdin.
+
+Every source has the same life cycle, driven by the daemon's worker: ``open()`` (raises SourceError
+naming the device or file), then audio flows into ``source.ring`` as (frames, channels) float32 blocks
+at ``source.rate``, ``problem()`` says whether the stream died, ``finished`` whether a finite source has
+delivered everything, and ``close()``. Mixing to mono and resampling to the model's rate happen after
+the ring, in the worker (pipeline.Conditioner), so everything after the ring is the same for all sources.
+
+The microphone's callback only copies into the ring (RingBuffer.write) and counts PortAudio's input
+overflow flags. sounddevice is imported when a microphone is opened, soundfile when a file is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .audio_io import AudioFileError, audio_info, iter_audio
+from .ring import RingBuffer
+
+log = logging.getLogger(__name__)
+
+FILE_BLOCK = 1024  # frames per file read when blocksize is 0
+PCM_SCALE = 1.0 / 32768.0
+
+
+class SourceError(Exception):
+    """A source that cannot be opened or that failed; the message names the device or file."""
+
+
+class Source:
+    """Base: a producer of (frames, channels) float32 blocks into ``self.ring``."""
+
+    kind = "source"
+    finite = False  # files and stdin end; a microphone does not
+
+    def __init__(self, ring_seconds: float = 4.0) -> None:
+        self.ring_seconds = ring_seconds
+        self.ring: RingBuffer | None = None
+        self.rate: int = 0
+        self.channels: int = 1
+        self.opened_at = 0.0  # monotonic time of the last open()
+        self.input_overflows = 0  # PortAudio input-overflow flags seen (microphone)
+
+    @property
+    def description(self) -> str:
+        return self.kind
+
+    def _make_ring(self) -> RingBuffer:
+        frames = max(int(self.ring_seconds * self.rate), 4 * max(getattr(self, "blocksize", 0), FILE_BLOCK))
+        if self.ring is None or self.ring.capacity != frames or self.ring.channels != self.channels:
+            self.ring = RingBuffer(frames, self.channels)
+        else:
+            self.ring.reset()
+        return self.ring
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def problem(self) -> str | None:
+        """Why the open stream no longer delivers (None while it works)."""
+        return None
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    @property
+    def overflows(self) -> int:
+        """Blocks lost: the ring was full, or PortAudio reported an input overflow."""
+        return (self.ring.overflows if self.ring is not None else 0) + self.input_overflows
+
+
+# --- microphone -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    index: int
+    name: str
+    channels: int
+    default_rate: float
+    hostapi: str
+    is_default: bool
+
+
+def _sd():
+    import sounddevice
+
+    return sounddevice
+
+
+def list_input_devices(rescan: bool = False) -> list[InputDevice]:
+    """The input-capable devices PortAudio sees (``rescan`` re-initialises PortAudio to see changes)."""
+    sd = _sd()
+    if rescan:
+        # PortAudio enumerates devices once, at initialisation: a device that came back (or a sound server
+        # that restarted) is only seen after re-initialising. Safe here: no stream of ours is open.
+        sd._terminate()
+        sd._initialize()
+    try:
+        default_in = int(sd.query_devices(kind="input")["index"])  # sounddevice's (or PortAudio's) default input
+    except (sd.PortAudioError, ValueError):
+        default_in = -1  # no default input device
+    apis = [a["name"] for a in sd.query_hostapis()]
+    out = []
+    for d in sd.query_devices():
+        if d["max_input_channels"] > 0:
+            out.append(
+                InputDevice(
+                    index=int(d["index"]),
+                    name=str(d["name"]),
+                    channels=int(d["max_input_channels"]),
+                    default_rate=float(d["default_samplerate"]),
+                    hostapi=apis[d["hostapi"]] if d["hostapi"] < len(apis) else str(d["hostapi"]),
+                    is_default=int(d["index"]) == default_in,
+                )
+            )
+    return out
+
+
+def find_input_device(devices: list[InputDevice], spec: str | None) -> InputDevice:
+    """The device named by ``spec``: None (the default input), an index, or a case-insensitive name substring."""
+    names = "; ".join(f"{d.index}: {d.name}" for d in devices) or "none"
+    if not devices:
+        raise SourceError("no audio input device found (edge-asc devices lists them)")
+    if spec is None:
+        for d in devices:
+            if d.is_default:
+                return d
+        return devices[0]
+    if spec.strip().isdigit():
+        wanted = int(spec)
+        for d in devices:
+            if d.index == wanted:
+                return d
+        raise SourceError(f"no input device with index {wanted}; input devices: {names}")
+    exact = [d for d in devices if d.name.lower() == spec.lower()]
+    if exact:
+        return exact[0]
+    matches = [d for d in devices if spec.lower() in d.name.lower()]
+    if not matches:
+        raise SourceError(f"no input device matches {spec!r}; input devices: {names}")
+    if len(matches) > 1:
+        raise SourceError(
+            f"{len(matches)} input devices match {spec!r} ({'; '.join(f'{d.index}: {d.name}' for d in matches)}); "
+            "give its index or a longer part of its name"
+        )
+    return matches[0]
+
+
+class MicSource(Source):
+    """A sounddevice InputStream at a rate the device supports (the model's if it can), float32."""
+
+    kind = "mic"
+
+    def __init__(
+        self,
+        device: str | None,
+        model_rate: int,
+        samplerate: int | None = None,
+        channels: int = 1,
+        blocksize: int = 512,
+        latency: str = "low",
+        ring_seconds: float = 4.0,
+    ) -> None:
+        super().__init__(ring_seconds)
+        self.device_spec = device
+        self.model_rate = model_rate
+        self.requested_rate = samplerate
+        self.requested_channels = channels
+        self.blocksize = blocksize
+        self.latency = latency
+        self.device: InputDevice | None = None
+        self._stream = None
+        self._opens = 0
+
+    @property
+    def description(self) -> str:
+        name = self.device.name if self.device else (self.device_spec or "default input")
+        return f"mic:{name}" + (f" @ {self.rate} Hz x{self.channels}" if self.rate else "")
+
+    def _pick_rate(self, sd, device: InputDevice, channels: int) -> int:
+        candidates = [self.requested_rate] if self.requested_rate else [self.model_rate, int(device.default_rate)]
+        errors = []
+        for rate in dict.fromkeys(candidates):
+            try:
+                sd.check_input_settings(device=device.index, channels=channels, dtype="float32", samplerate=rate)
+                return int(rate)
+            except sd.PortAudioError as exc:
+                errors.append(f"{rate} Hz: {exc}")
+        raise SourceError(f"input device {device.index} ({device.name}) takes none of the rates tried ({'; '.join(errors)})")
+
+    def open(self) -> None:
+        try:
+            sd = _sd()
+        except OSError as exc:  # sounddevice raises OSError when the PortAudio library is missing
+            raise SourceError(f"cannot load PortAudio ({exc}); install it (apt install libportaudio2)") from exc
+        self.close()
+        try:
+            devices = list_input_devices(rescan=self._opens > 0)
+            device = find_input_device(devices, self.device_spec)
+            if self.requested_channels > device.channels:
+                raise SourceError(
+                    f"input device {device.index} ({device.name}) has {device.channels} input channels, "
+                    f"{self.requested_channels} asked for (audio.channels)"
+                )
+            self.channels = self.requested_channels
+            self.rate = self._pick_rate(sd, device, self.channels)
+            self.device = device
+            ring = self._make_ring()
+            self.input_overflows = 0
+            self._stream = sd.InputStream(
+                device=device.index,
+                samplerate=self.rate,
+                channels=self.channels,
+                dtype="float32",
+                blocksize=self.blocksize,
+                latency=self.latency,
+                callback=self._callback(ring),
+            )
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            self.close()
+            raise SourceError(f"cannot open input device {self.device_spec or 'default'}: {exc}") from exc
+        finally:
+            self._opens += 1
+        self.opened_at = time.monotonic()
+        log.info("capturing from %s", self.description)
+
+    def _callback(self, ring: RingBuffer):
+        """The PortAudio callback: copy into the ring, count overflow flags. Nothing else."""
+
+        def callback(indata: np.ndarray, frames: int, time_info, status) -> None:
+            if status and status.input_overflow:
+                self.input_overflows += 1
+            ring.write(indata)
+
+        return callback
+
+    def problem(self) -> str | None:
+        s = self._stream
+        if s is None:
+            return "not open"
+        if not s.active:
+            return "the input stream stopped (device gone or sound server lost)"
+        return None
+
+    def close(self) -> None:
+        s, self._stream = self._stream, None
+        if s is not None:
+            try:
+                s.abort()
+            except _sd().PortAudioError as exc:  # a stream whose device vanished may refuse to stop
+                log.debug("aborting the input stream: %s", exc)
+            try:
+                s.close()
+            except _sd().PortAudioError as exc:
+                log.debug("closing the input stream: %s", exc)
+        if self.ring is not None:
+            self.ring.close()
+
+
+# --- reader-thread sources ------------------------------------------------------------------------
+
+
+class _ThreadSource(Source):
+    """A source whose blocks come from a reader thread (file, stdin); it waits for room in the ring."""
+
+    finite = True
+    join_seconds = 1.0  # close() waits this long for the reader thread
+
+    def __init__(self, ring_seconds: float = 4.0) -> None:
+        super().__init__(ring_seconds)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._done = False
+        self._error: str | None = None
+
+    def _start(self) -> None:
+        self._make_ring()
+        self._stop.clear()
+        self._done = False
+        self._error = None
+        self.opened_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"edge-asc-{self.kind}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._produce()
+        except (OSError, ValueError, AudioFileError) as exc:
+            self._error = str(exc)
+            log.error("%s: %s", self.description, exc)
+        except Exception as exc:  # a bug: keep the traceback, and report the source as failed
+            self._error = f"{type(exc).__name__}: {exc}"
+            log.exception("%s: reading failed", self.description)
+        finally:
+            self._done = True
+            if self.ring is not None:
+                self.ring.notify()
+
+    def _produce(self) -> None:
+        raise NotImplementedError
+
+    def problem(self) -> str | None:
+        return self._error
+
+    @property
+    def finished(self) -> bool:
+        return self._done and self._error is None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.ring is not None:
+            self.ring.close()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=self.join_seconds)
+
+
+class FileSource(_ThreadSource):
+    """A sound file read in blocks (audio_io.iter_audio: mono, at the model's rate), paced to wall time or not."""
+
+    kind = "file"
+
+    def __init__(self, path: str | Path, model_rate: int, realtime: bool = True, blocksize: int = FILE_BLOCK, ring_seconds: float = 4.0) -> None:
+        super().__init__(ring_seconds)
+        self.path = Path(path)
+        self.rate = model_rate
+        self.channels = 1
+        self.realtime = realtime
+        self.blocksize = blocksize or FILE_BLOCK
+        info = self._info()
+        self.duration = info.duration
+
+    def _info(self):
+        try:
+            info = audio_info(self.path)
+        except AudioFileError as exc:
+            raise SourceError(str(exc)) from exc
+        if info.frames == 0:
+            raise SourceError(f"{self.path}: holds no audio")
+        return info
+
+    @property
+    def description(self) -> str:
+        return f"file:{self.path}" + (" (real time)" if self.realtime else "")
+
+    def open(self) -> None:
+        self._info()
+        self._start()
+
+    def _produce(self) -> None:
+        ring = self.ring
+        start = time.monotonic()
+        sent = 0
+        for block in iter_audio(self.path, self.rate, block_frames=self.blocksize):
+            for pos in range(0, block.shape[0], self.blocksize):  # resampled blocks may be a little longer
+                part = block[pos : pos + self.blocksize]
+                if self.realtime:
+                    delay = start + (sent + part.shape[0]) / self.rate - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                if not ring.write_wait(part, self._stop):
+                    return
+                sent += part.shape[0]
+
+
+class StdinSource(_ThreadSource):
+    """Raw interleaved signed 16-bit little-endian PCM from a binary stream (standard input by default)."""
+
+    kind = "stdin"
+    join_seconds = 0.0  # its thread may sit in a blocking read of the pipe; it is a daemon thread
+
+    def __init__(self, rate: int, channels: int = 1, blocksize: int = FILE_BLOCK, stream: BinaryIO | None = None, ring_seconds: float = 4.0) -> None:
+        super().__init__(ring_seconds)
+        if rate <= 0 or channels <= 0:
+            raise SourceError(f"stdin needs a positive rate and channel count, got {rate} Hz x{channels}")
+        self.rate = rate
+        self.channels = channels
+        self.blocksize = blocksize or FILE_BLOCK
+        self.stream = stream
+        self._opened = False
+
+    @property
+    def description(self) -> str:
+        return f"stdin (s16le {self.rate} Hz x{self.channels})"
+
+    def open(self) -> None:
+        if self._opened:
+            raise SourceError("standard input cannot be reopened")
+        self._opened = True
+        if self.stream is None:
+            self.stream = sys.stdin.buffer
+        self._start()
+
+    def _produce(self) -> None:
+        ring, stream = self.ring, self.stream
+        frame_bytes = 2 * self.channels
+        want = self.blocksize * frame_bytes
+        read = getattr(stream, "read1", stream.read)  # what is there now, up to a block
+        pending = b""
+        while not self._stop.is_set():
+            data = read(want)
+            if not data:
+                break
+            data = pending + data
+            usable = len(data) - len(data) % frame_bytes
+            pending = data[usable:]
+            if usable == 0:
+                continue
+            block = np.frombuffer(data[:usable], dtype="<i2").reshape(-1, self.channels)
+            samples = block.astype(np.float32) * np.float32(PCM_SCALE)  # (frames, channels)
+            for pos in range(0, samples.shape[0], ring.capacity):
+                if not ring.write_wait(samples[pos : pos + ring.capacity], self._stop):
+                    return
+        if pending:
+            log.warning("stdin: %d trailing bytes do not make a whole frame; ignored", len(pending))
+
+
+def make_source(spec, cfg_audio, model_rate: int) -> Source:
+    """The source named by a SourceSpec (daemon_config) with the audio settings."""
+    if spec.kind == "mic":
+        return MicSource(
+            spec.arg,
+            model_rate,
+            samplerate=cfg_audio.samplerate,
+            channels=cfg_audio.channels,
+            blocksize=cfg_audio.blocksize,
+            latency=cfg_audio.latency,
+            ring_seconds=cfg_audio.ring_seconds,
+        )
+    if spec.kind == "file":
+        return FileSource(spec.arg, model_rate, realtime=cfg_audio.realtime, blocksize=cfg_audio.blocksize, ring_seconds=cfg_audio.ring_seconds)
+    if spec.kind == "stdin":
+        return StdinSource(
+            cfg_audio.samplerate or model_rate,
+            channels=cfg_audio.channels,
+            blocksize=cfg_audio.blocksize,
+            ring_seconds=cfg_audio.ring_seconds,
+        )
+    raise SourceError(f"unknown source kind {spec.kind!r}")
