@@ -68,7 +68,7 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 
 def daemon_command(wav: Path, socket_path: Path, realtime: bool, k: int, model: Path | None, index: Path | None) -> list[str]:
     cmd = [
-        sys.executable, "-m", "edge_asc", "run",
+        sys.executable, "-m", "edge_asc", "--log-level", "WARNING", "run",
         "--source", f"file:{wav}",
         "--realtime" if realtime else "--no-realtime",
         "--socket", str(socket_path),
