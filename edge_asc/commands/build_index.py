@@ -1,0 +1,99 @@
+"""edge-asc build-index: embed every segment of a dataset with the ONNX encoder and index them.
+
+    edge-asc build-index --model models/amb13.onnx --data ../shared/data/ambient13 --out index/amb13
+                         [--M 16] [--ef-construction 200] [--ef 64] [--max-per-label N] [--config index.yaml]
+
+Segments are embedded with the exported ONNX model (the daemon's code path), so the index holds what the
+daemon computes. Settings come from the defaults, then the YAML file's ``index:`` section, then the flags.
+The index directory is written atomically; an index already at --out is replaced only once the new one is
+complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..config import ConfigError, from_dict, load_yaml, override
+from ..index import IndexConfig
+
+log = logging.getLogger(__name__)
+
+HELP = "embed a dataset's segments with an ONNX encoder and build the hnswlib index the daemon searches"
+SECTION = "index"
+OTHER_SECTIONS = ("train", "model", "features")  # read by edge-asc train; ignored here
+LAYOUTS = ("auto", "folder", "dcase2016", "dcase2018")  # as edge_asc.datasets.LAYOUTS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    c = IndexConfig()
+    S = argparse.SUPPRESS  # absent flags do not override the file
+    parser.add_argument("--model", type=Path, required=True, help="ONNX encoder written by edge-asc export")
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder (class folders + metadata.csv, DCASE 2016/2017 or 2018 layout)")
+    parser.add_argument("--out", type=Path, required=True, help="index directory to write (atomically; an index there is replaced)")
+    parser.add_argument("--config", type=Path, default=None, help="YAML file with an index: section (keys as the flags, with underscores)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="auto", help="dataset layout")
+    parser.add_argument("--chunk-seconds", type=float, default=10.0, help="long files are cut into scenes of this length (as in training)")
+    parser.add_argument("--M", dest="M", type=int, default=S, help=f"hnswlib links per node (default: {c.M})")
+    parser.add_argument("--ef-construction", type=int, default=S, help=f"hnswlib build breadth (default: {c.ef_construction})")
+    parser.add_argument("--ef", type=int, default=S, help=f"search breadth stored in the manifest (default: {c.ef})")
+    parser.add_argument("--max-per-label", type=int, default=S, help="keep at most N segments per label, spread over its recordings (default: all)")
+    parser.add_argument("--seed", type=int, default=S, help=f"seed of the --max-per-label draw (default: {c.seed})")
+    parser.add_argument("--batch-size", type=int, default=S, help=f"segments per ONNX run (default: {c.batch_size})")
+    parser.add_argument("--threads", type=int, default=S, help=f"ONNX Runtime and hnswlib threads (default: {c.threads})")
+
+
+def config_from_file(path: Path) -> IndexConfig:
+    data = load_yaml(path)
+    unknown = sorted(set(data) - {SECTION, *OTHER_SECTIONS})
+    if unknown:
+        raise ConfigError(f"{path}: unknown section {unknown[0]!r}; build-index reads {SECTION}: (and ignores {', '.join(OTHER_SECTIONS)})")
+    try:
+        return from_dict(IndexConfig, data.get(SECTION), prefix=f"{SECTION}.")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def config_from_args(args: argparse.Namespace) -> IndexConfig:
+    base = config_from_file(args.config) if args.config else IndexConfig()
+    flag = lambda name: getattr(args, name, None)  # noqa: E731 - absent flags are None
+    return override(
+        base,
+        M=flag("M"), ef_construction=flag("ef_construction"), ef=flag("ef"), max_per_label=flag("max_per_label"),
+        seed=flag("seed"), batch_size=flag("batch_size"), threads=flag("threads"),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..datasets import DatasetError, load_dataset
+    from ..encoder import ArtifactError, Encoder
+    from ..index import build_index_from_dataset
+
+    config = config_from_args(args)
+    try:
+        encoder = Encoder(args.model, threads=config.threads)
+    except ArtifactError as exc:
+        log.error("%s", exc)
+        return 1
+    meta = encoder.meta
+    log.info("encoder %s: %s variant, %d labels, embedding %d, sha256 %s", args.model, meta.variant, len(meta.labels), meta.embedding_size, meta.sha256[:12])
+    try:
+        dataset = load_dataset(args.data, layout=args.layout, chunk_seconds=args.chunk_seconds, sample_rate=meta.feature_config.sample_rate)
+        index = build_index_from_dataset(
+            encoder, dataset, M=config.M, ef_construction=config.ef_construction, ef=config.ef,
+            max_items_per_label=config.max_per_label, seed=config.seed, batch_size=config.batch_size, threads=config.threads,
+        )
+    except (DatasetError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    if dataset.skipped:
+        log.warning("%d files skipped: %s", len(dataset.skipped), "; ".join(f"{p}: {why}" for p, why in dataset.skipped))
+    try:
+        index.save(args.out)
+    except (ArtifactError, OSError) as exc:
+        log.error("writing %s: %s", args.out, exc)
+        return 1
+    counts = ", ".join(f"{k} {v}" for k, v in index.counts().items())
+    log.info("index %s: %d items (%s); M=%d ef_construction=%d ef=%d", args.out, len(index), counts, config.M, config.ef_construction, config.ef)
+    return 0

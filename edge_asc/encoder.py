@@ -1,0 +1,236 @@
+"""The runtime encoder: an exported ONNX model and its ``edge_asc`` metadata (numpy + onnxruntime only).
+
+The file contract (docs/CONTRACTS.md): input ``features`` float32 ``[batch, frames, n_features]`` of raw
+features (normalisation is folded into the graph), output ``embedding`` float32 ``[batch, D]``, and a
+``metadata_props`` entry ``edge_asc`` holding a JSON object with the labels, the feature settings, the
+embedding size, the model variant and the package version. A file that is not ONNX, or whose metadata is
+missing or does not describe the graph, is refused with an ``ArtifactError`` naming the file and the fault.
+
+The file is read once: its SHA-256 (which the index manifest records) is computed over exactly the bytes
+the session is built from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .config import ConfigError
+from .features import FeatureConfig
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # the metadata format this reader understands
+METADATA_KEY = "edge_asc"
+INPUT_NAME = "features"
+OUTPUT_NAME = "embedding"
+VARIANTS = ("audio", "triplet", "noattn", "softmax")
+HASH_CHUNK = 1 << 20
+
+
+class ArtifactError(Exception):
+    """A model or index file that cannot be used; the message names the file and what is wrong."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What an encoder file says about itself (its ``edge_asc`` metadata) plus the file's SHA-256."""
+
+    labels: tuple[str, ...]
+    feature_config: FeatureConfig
+    embedding_size: int
+    variant: str
+    version: str
+    format: int
+    sha256: str
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    path: str = field(default="", compare=False)
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """(frames, n_features) of one segment."""
+        return (self.feature_config.frames_per_segment, self.feature_config.n_features)
+
+    @classmethod
+    def from_json(cls, text: str, sha256: str, path: str | Path = "") -> "ModelMeta":
+        """Parse and check the ``edge_asc`` metadata JSON; raises ArtifactError naming ``path`` and the key."""
+        where = f"{path}: " if path else ""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{where}metadata '{METADATA_KEY}' is not valid JSON ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise ArtifactError(f"{where}metadata '{METADATA_KEY}' must be a JSON object, got {type(raw).__name__}")
+        return cls.from_dict(raw, sha256, path)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], sha256: str, path: str | Path = "") -> "ModelMeta":
+        where = f"{path}: " if path else ""
+
+        def need(key: str) -> Any:
+            if key not in raw:
+                raise ArtifactError(f"{where}metadata '{METADATA_KEY}' has no '{key}'")
+            return raw[key]
+
+        fmt = need("format")
+        if isinstance(fmt, bool) or not isinstance(fmt, int):
+            raise ArtifactError(f"{where}metadata format must be an integer, got {fmt!r}")
+        if fmt != FORMAT:
+            raise ArtifactError(f"{where}metadata format {fmt} is not supported (this edge-asc reads format {FORMAT})")
+        labels = need("labels")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+            raise ArtifactError(f"{where}metadata 'labels' must be a non-empty list of names, got {labels!r}")
+        if len(set(labels)) != len(labels):
+            dupes = sorted({x for x in labels if labels.count(x) > 1})
+            raise ArtifactError(f"{where}metadata 'labels' repeats {', '.join(dupes)}")
+        features = need("features")
+        if not isinstance(features, dict):
+            raise ArtifactError(f"{where}metadata 'features' must be an object, got {features!r}")
+        try:
+            feature_config = FeatureConfig.from_dict(features)
+        except ConfigError as exc:
+            raise ArtifactError(f"{where}metadata {exc}") from exc
+        size = need("embedding_size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ArtifactError(f"{where}metadata 'embedding_size' must be a positive integer, got {size!r}")
+        variant = need("variant")
+        if variant not in VARIANTS:
+            raise ArtifactError(f"{where}metadata 'variant' {variant!r} is not one of {', '.join(VARIANTS)}")
+        version = need("version")
+        if not isinstance(version, str):
+            raise ArtifactError(f"{where}metadata 'version' must be a string, got {version!r}")
+        for key, expected in (
+            ("sample_rate", feature_config.sample_rate),
+            ("segment_samples", feature_config.segment_samples),
+        ):
+            if key in raw and raw[key] != expected:
+                raise ArtifactError(
+                    f"{where}metadata '{key}' is {raw[key]!r} but its feature settings give {expected!r}"
+                )
+        return cls(
+            labels=tuple(labels),
+            feature_config=feature_config,
+            embedding_size=size,
+            variant=variant,
+            version=version,
+            format=fmt,
+            sha256=sha256,
+            raw=dict(raw),
+            path=str(path),
+        )
+
+
+def _session_options(threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1  # sequential execution: no parallelism between operators
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # errors only; problems reach the caller as exceptions
+    return opts
+
+
+def _dim_ok(dim: Any, expected: int) -> bool:
+    """A graph dimension matches when it is the expected number or symbolic (a name or None)."""
+    return not isinstance(dim, int) or dim == expected
+
+
+class Encoder:
+    """An ONNX encoder session on the CPU: ``embed(features (B, frames, n_features)) -> (B, D)`` float32."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.path = path = Path(path)
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ArtifactError(f"{path}: cannot read encoder file ({exc.strerror or exc})") from exc
+        sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            self.session = ort.InferenceSession(data, sess_options=_session_options(threads), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph classes
+            raise ArtifactError(f"{path}: not a usable ONNX model ({_first_line(exc)})") from exc
+        props = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in props:
+            raise ArtifactError(
+                f"{path}: ONNX model has no '{METADATA_KEY}' metadata (not exported by edge-asc export?)"
+            )
+        self.meta = ModelMeta.from_json(props[METADATA_KEY], sha256, path)
+        self.threads = threads
+        self._check_graph()
+        log.debug("encoder %s: %d labels, D=%d, variant %s", path, len(self.meta.labels), self.meta.embedding_size, self.meta.variant)
+
+    def _check_graph(self) -> None:
+        """The graph's input and output must be the ones the metadata describes."""
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if INPUT_NAME not in inputs:
+            raise ArtifactError(f"{self.path}: ONNX model has no input '{INPUT_NAME}' (inputs: {', '.join(inputs)})")
+        if OUTPUT_NAME not in outputs:
+            raise ArtifactError(f"{self.path}: ONNX model has no output '{OUTPUT_NAME}' (outputs: {', '.join(outputs)})")
+        frames, n_features = self.meta.input_shape
+        shape = inputs[INPUT_NAME].shape
+        if len(shape) != 3 or not (_dim_ok(shape[1], frames) and _dim_ok(shape[2], n_features)):
+            raise ArtifactError(
+                f"{self.path}: input '{INPUT_NAME}' has shape {shape}, metadata says [batch, {frames}, {n_features}]"
+            )
+        if inputs[INPUT_NAME].type != "tensor(float)":
+            raise ArtifactError(f"{self.path}: input '{INPUT_NAME}' is {inputs[INPUT_NAME].type}, expected tensor(float)")
+        out = outputs[OUTPUT_NAME].shape
+        if len(out) != 2 or not _dim_ok(out[1], self.meta.embedding_size):
+            raise ArtifactError(
+                f"{self.path}: output '{OUTPUT_NAME}' has shape {out}, metadata says [batch, {self.meta.embedding_size}]"
+            )
+
+    @property
+    def embedding_size(self) -> int:
+        return self.meta.embedding_size
+
+    def embed(self, features: np.ndarray) -> np.ndarray:
+        """features: (B, frames, n_features) raw features -> (B, D) float32 embeddings."""
+        x = np.asarray(features)
+        frames, n_features = self.meta.input_shape
+        if x.ndim != 3 or x.shape[1:] != (frames, n_features):
+            raise ValueError(f"encoder {self.path.name} takes features of shape (batch, {frames}, {n_features}), got {x.shape}")
+        if x.shape[0] == 0:
+            return np.zeros((0, self.meta.embedding_size), dtype=np.float32)
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(f"encoder {self.path.name} takes floating-point features, got {x.dtype}")
+        x = np.ascontiguousarray(x, dtype=np.float32)  # (B, frames, n_features)
+        if not np.isfinite(x).all():
+            raise ValueError(f"encoder {self.path.name}: features contain NaN or infinite values")
+        (emb,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: x})  # (B, D)
+        if emb.shape != (x.shape[0], self.meta.embedding_size):
+            raise ArtifactError(
+                f"{self.path}: output '{OUTPUT_NAME}' has shape {emb.shape} for a batch of {x.shape[0]}, "
+                f"expected ({x.shape[0]}, {self.meta.embedding_size})"
+            )
+        return np.asarray(emb, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"Encoder({str(self.path)!r}, D={self.meta.embedding_size}, variant={self.meta.variant!r})"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
