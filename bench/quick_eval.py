@@ -1,0 +1,162 @@
+"""Quick generalisation check of a training recipe: K folds grouped by recording, 1-NN on embeddings.
+
+    OMP_NUM_THREADS=1 python bench/quick_eval.py --data ../shared/data/ambient13 --epochs 30 \
+        --set augment.mix_prob=0.0 --set model.hidden_size=128
+
+Per fold: train on the fold's training scenes (edge_asc.train.fit_scenes, the trainer's own recipe),
+embed every segment of both sides, classify each test segment by its nearest training segment (exact
+L2), then score first-segment accuracy (position 0 of each test scene), mean segment accuracy (every
+position), and all-segments accuracy (majority over the scene). The no-learning baseline (mean and std
+of the 52 features over a segment, standardised, 1-NN) runs on the same folds. Prints one line per fold
+and a mean +- std summary; --json appends the result to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from edge_asc.config import from_dict, to_dict
+from edge_asc.datasets import extract_segments, load_dataset, load_scene_audio, split_by_recording
+from edge_asc.features import FeatureExtractor
+from edge_asc.train import TrainConfig, fit_scenes
+
+log = logging.getLogger("quick_eval")
+
+
+def apply_sets(config: TrainConfig, sets: list[str]) -> TrainConfig:
+    data = to_dict(config)
+    for item in sets:
+        key, _, value = item.partition("=")
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = yaml.safe_load(value)
+    return from_dict(TrainConfig, data)
+
+
+def nearest_labels(query: np.ndarray, ref: np.ndarray, ref_labels: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Label of the exact L2 nearest neighbour of each query row."""
+    ref_sq = (ref * ref).sum(axis=1)
+    out = np.empty(query.shape[0], dtype=np.int64)
+    for i in range(0, query.shape[0], chunk):
+        q = query[i : i + chunk]
+        d = ref_sq[None, :] - 2.0 * q @ ref.T  # (q, n) up to a per-row constant
+        out[i : i + chunk] = ref_labels[d.argmin(axis=1)]
+    return out
+
+
+def scores(pred: np.ndarray, labels: np.ndarray, scene: np.ndarray, position: np.ndarray, n_classes: int) -> dict:
+    first = position == 0
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)  # rows truth, columns prediction (all segments)
+    np.add.at(confusion, (labels, pred), 1)
+    scenes = np.unique(scene)
+    votes = np.zeros((scenes.shape[0], n_classes), dtype=np.int64)
+    row = np.searchsorted(scenes, scene)
+    np.add.at(votes, (row, pred), 1)
+    truth = np.zeros(scenes.shape[0], dtype=np.int64)
+    truth[row] = labels
+    return {
+        "first": float(np.mean(pred[first] == labels[first])),
+        "segment": float(np.mean(pred == labels)),
+        "all": float(np.mean(votes.argmax(axis=1) == truth)),
+        "confusion": confusion.tolist(),
+    }
+
+
+def baseline_features(features: np.ndarray) -> np.ndarray:
+    return np.concatenate([features.mean(axis=1), features.std(axis=1)], axis=1)  # (N, 104)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data/ambient13")
+    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--set", action="append", default=[], help="KEY=VALUE train setting (dotted for model./augment.)")
+    ap.add_argument("--only-folds", type=str, default=None, help="comma-separated fold numbers (1-based)")
+    ap.add_argument("--eval-every", type=int, default=0, help="also score the fold every N epochs (a learning curve)")
+    ap.add_argument("--json", type=Path, default=None, help="append the result as one JSON line")
+    ap.add_argument("--name", default="")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("edge_asc.datasets",):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    config = apply_sets(TrainConfig(), args.set)
+    if args.epochs is not None or args.seed is not None:
+        config = apply_sets(config, [f"epochs={args.epochs or config.epochs}", f"seed={args.seed if args.seed is not None else config.seed}"])
+    dataset = load_dataset(args.data)
+    folds = split_by_recording(dataset, args.folds, args.split_seed)
+    # which recordings each fold tests, so runs are only compared on the same split
+    split_note = [sorted({dataset.scenes[i].recording_id for i in f.test}) for f in folds]
+    audio = load_scene_audio(dataset)
+    extractor = FeatureExtractor(config.features)
+    segs = extract_segments(dataset, extractor, audio=audio)
+    scene_labels, scene_recs = dataset.scene_labels(), dataset.scene_recordings()
+    n_classes = len(dataset.labels)
+    only = None if args.only_folds is None else {int(k) for k in args.only_folds.split(",")}
+
+    results = []
+    t_start = time.perf_counter()
+    for k, fold in enumerate(folds, start=1):
+        if only is not None and k not in only:
+            continue
+        train_mask = np.isin(segs.scene, fold.train)
+        test_mask = np.isin(segs.scene, fold.test)
+        tr, te = segs.select(train_mask), segs.select(test_mask)
+        # no-learning baseline
+        b_tr, b_te = baseline_features(tr.features), baseline_features(te.features)
+        mu, sd = b_tr.mean(axis=0), b_tr.std(axis=0) + 1e-6
+        base = scores(nearest_labels((b_te - mu) / sd, (b_tr - mu) / sd, tr.labels), te.labels, te.scene, te.position, n_classes)
+        t0 = time.perf_counter()
+        fold_audio = [audio[i] for i in fold.train]
+        stops = list(range(args.eval_every, config.epochs, args.eval_every)) if args.eval_every else []
+        curve = []
+        with tempfile.TemporaryDirectory() as run_dir:
+            for i, stop in enumerate(stops + [config.epochs]):
+                trained = fit_scenes(
+                    config, fold_audio, scene_labels[fold.train], scene_recs[fold.train], dataset.labels,
+                    out_dir=run_dir if stops else None, resume=i > 0, progress=False, stop_after=stop,
+                )
+                emb_tr, emb_te = trained.embed(tr.features), trained.embed(te.features)
+                enc = scores(nearest_labels(emb_te, emb_tr, tr.labels), te.labels, te.scene, te.position, n_classes)
+                curve.append({"epoch": stop, **enc})
+                if stops:
+                    print(f"  fold {k} epoch {stop}: first {enc['first']:.3f} segment {enc['segment']:.3f} all {enc['all']:.3f}", flush=True)
+        seconds = time.perf_counter() - t0
+        last = trained.history[-1]
+        print(
+            f"fold {k}: encoder first {enc['first']:.3f} segment {enc['segment']:.3f} all {enc['all']:.3f} | "
+            f"baseline first {base['first']:.3f} all {base['all']:.3f} | loss {last['loss']:.4f} "
+            f"importance {last['importance']:.2f} train {seconds:.0f} s",
+            flush=True,
+        )
+        results.append({"fold": k, "encoder": enc, "baseline": base, "seconds": seconds, "final_loss": last["loss"], "importance": last["importance"], "curve": curve})
+
+    def agg(kind: str, key: str) -> tuple[float, float]:
+        v = np.array([r[kind][key] for r in results])
+        return float(v.mean()), float(v.std())
+
+    summary = {"split": split_note, **{f"{kind}_{key}": agg(kind, key) for kind in ("encoder", "baseline") for key in ("first", "segment", "all")}}
+    line = " ".join(f"{k} {v[0]:.3f}+-{v[1]:.3f}" for k, v in summary.items() if k != "split")
+    print(f"SUMMARY {args.name} {' '.join(args.set)} epochs={config.epochs}: {line} ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    if args.json is not None:
+        with open(args.json, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"name": args.name, "sets": args.set, "config": to_dict(config), "folds": results, "summary": summary}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The command that produced the committed evaluation report, reports/amb13/ (report.md, report.json, the PNG
+# figures and the confusion CSV). The report's "Reproducibility" section repeats the command, the settings,
+# the seeds, the package versions and the data hash; its wall time is measured by this run.
+#
+#   bench/run_evaluation.sh [DATA_DIR] [OUT_DIR]        (defaults: ../shared/data/ambient13 reports/amb13)
+#
+# By default the unit cache (OUT_DIR/units, ignored by git) is removed first, so the reported wall time is
+# that of a complete run; KEEP_UNITS=1 resumes an interrupted run instead (finished units are reused).
+# Two training processes with one thread each: the 2-core budget of issue 3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-../shared/data/ambient13}
+OUT=${2:-reports/amb13}
+if [ "${KEEP_UNITS:-0}" != 1 ]; then
+    rm -rf "$OUT/units" "$OUT/work"
+fi
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+exec edge-asc evaluate --data "$DATA" --out "$OUT" \
+    --folds 3 --seeds 3 --variants audio,triplet,noattn --leaky \
+    --k-max 10 --neighbours 1,5 \
+    --class-sizes 2,4,7,10 --class-draws 3 --class-epochs 10 \
+    --jobs 2 --threads 1
