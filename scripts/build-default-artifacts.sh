@@ -9,7 +9,7 @@ RUN="${2:-runs/default-amb13}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 
 start=$(date +%s)
-edge-asc train --data "$DATA" --out "$RUN" --seed 0 --threads 2 --export models/edge-asc-amb13.onnx
+edge-asc train --data "$DATA" --out "$RUN" --config configs/default-amb13.yaml --threads 2 --export models/edge-asc-amb13.onnx
 trained=$(date +%s)
 edge-asc build-index --model models/edge-asc-amb13.onnx --data "$DATA" --out index/edge-asc-amb13
 done_=$(date +%s)
