@@ -302,6 +302,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="ONNX encoder (default: the installed default model, else a default-size one trained here)")
     parser.add_argument("--items", type=int, default=100_000, help="items in the random index")
+    parser.add_argument("--index", type=Path, help="use this index (e.g. the shipped one) instead of a random one of --items items")
     parser.add_argument("--seconds", type=float, default=45.0, help="audio per live run (paced in real time)")
     parser.add_argument("--crowd-seconds", type=float, default=120.0, help="audio for the crowded run (long enough for the stuck subscriber's socket buffers to fill and its queue to overflow)")
     parser.add_argument("--starts", type=int, default=5, help="cold starts to time")
@@ -314,7 +315,13 @@ def main() -> int:
     from edge_asc.paths import default_model_path
 
     model = args.model or (default_model_path() if default_model_path().is_file() else default_size_model(args.cache))
-    index, build_s = random_index(model, args.items, args.cache)
+    if args.index is not None:
+        from edge_asc.index import SegmentIndex
+
+        index, build_s = args.index, 0.0
+        args.items = len(SegmentIndex.load(args.index))
+    else:
+        index, build_s = random_index(model, args.items, args.cache)
     audio = bench_audio(args.seconds, args.cache)
     crowd_audio = bench_audio(args.crowd_seconds, args.cache)
     work = Path(tempfile.mkdtemp(prefix="edge-asc-bd-"))
