@@ -16,6 +16,7 @@ import logging
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,7 +36,7 @@ class SourceError(Exception):
     """A source that cannot be opened or that failed; the message names the device or file."""
 
 
-class Source:
+class Source(ABC):
     """Base: a producer of (frames, channels) float32 blocks into ``self.ring``."""
 
     kind = "source"
@@ -61,11 +62,13 @@ class Source:
             self.ring.reset()
         return self.ring
 
+    @abstractmethod
     def open(self) -> None:
-        raise NotImplementedError
+        """Start delivering audio into ``self.ring`` (raises SourceError when it cannot)."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Stop delivering audio; safe to call twice."""
 
     def problem(self) -> str | None:
         """Why the open stream no longer delivers (None while it works)."""
@@ -310,8 +313,9 @@ class _ThreadSource(Source):
             if self.ring is not None:
                 self.ring.notify()
 
+    @abstractmethod
     def _produce(self) -> None:
-        raise NotImplementedError
+        """Read the whole input into the ring (runs in the reader thread)."""
 
     def problem(self) -> str | None:
         return self._error
