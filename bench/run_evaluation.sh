@@ -16,8 +16,10 @@ if [ "${KEEP_UNITS:-0}" != 1 ]; then
     rm -rf "$OUT/units" "$OUT/work"
 fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-exec edge-asc evaluate --data "$DATA" --out "$OUT" \
-    --folds 3 --seeds 3 --variants audio,triplet,noattn --leaky \
+# configs/default-amb13.yaml: the exact trainer settings of the shipped model (30 epochs, augmentation on), so the
+# report measures the recipe of models/edge-asc-amb13.onnx on folds grouped by recording.
+exec edge-asc evaluate --data "$DATA" --out "$OUT" --config configs/default-amb13.yaml \
+    --folds 3 --seeds 3 --variants audio,triplet,noattn --leaky --leaky-seeds 1 \
     --k-max 10 --neighbours 1,5 \
     --class-sizes 2,4,7,10 --class-draws 3 --class-epochs 10 \
     --jobs 2 --threads 1

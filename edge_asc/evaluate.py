@@ -323,6 +323,13 @@ class Task:
         return f"{self.name}-{method}"
 
 
+def task_cost(task: Task, n_classes: int) -> float:
+    """Relative cost of a task, for progress estimates: epochs x share of the classes x (augmentation + models)."""
+    share = len(task.classes) / n_classes if task.classes is not None else 1.0
+    models = sum(m != NO_LEARNING for m in task.methods)
+    return task.epochs * share * (2.0 + models) if models else 0.05 * share
+
+
 def plan_tasks(cfg: EvalConfig, n_classes: int, n_grouped_folds: int, train_epochs: int) -> list[Task]:
     """Every task of an evaluation, main protocol first, then the leaky split, then the class-count study."""
     epochs = cfg.epochs or train_epochs
@@ -740,15 +747,18 @@ def run_evaluation(
     )
 
     units: list[dict[str, Any]] = []
-    done = 0
+    done, done_cost = 0, 0.0
+    cost = {task.name: task_cost(task, len(dataset.labels)) for task in tasks}
+    total_cost = sum(cost.values())
     t_tasks = time.perf_counter()
 
     def finished(name: str, task_units: list[dict[str, Any]]) -> None:
-        nonlocal done
+        nonlocal done, done_cost
         done += 1
+        done_cost += cost[name]
         units.extend(task_units)
         elapsed = time.perf_counter() - t_tasks
-        eta = elapsed / done * (len(tasks) - done)
+        eta = elapsed / done_cost * (total_cost - done_cost)  # a rough estimate: tasks differ in size
         log.info("[%d/%d] %s done; %.0f s elapsed, about %.0f s left", done, len(tasks), name, elapsed, eta)
 
     if config.jobs == 1 or len(tasks) <= 1:
@@ -794,13 +804,58 @@ def run_evaluation(
         },
         "jobs": config.jobs,
         "threads_per_job": config.threads,
+        "cpu_s": cpu_seconds(),  # this process and its finished workers: the work, whatever else ran on the machine
+        "load_average_1_5_15": list(os.getloadavg()),  # at the end of the run: how busy the machine was
     }
+    report["timing"]["complete_run"] = record_run(out, report, command, units)
     write_report(report, out)
     try:
         work_dir.rmdir()
     except OSError:
         pass
     return report
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have finished (the pool's workers)."""
+    import resource
+
+    return float(sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))))
+
+
+RUNS_FILE = "runs.json"  # one entry per invocation: when, how long, how many units it computed
+
+
+def record_run(out: Path, report: Mapping[str, Any], command: str, units: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Append this invocation to ``<out>/runs.json``; return the latest run that computed every unit itself.
+
+    A rerun that only reuses cached units (e.g. to refresh notes.md) keeps the wall time of the run that
+    did the work; a report whose units come from several partial runs has no complete run (None).
+    """
+    path = out / RUNS_FILE
+    runs: list[dict[str, Any]] = []
+    if path.is_file():
+        try:
+            runs = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("%s: unreadable (%s); starting a new run log", path, exc)
+    t = report["timing"]
+    units_sha = hashlib.sha256(json.dumps(sorted((u["key"], u["fingerprint"]) for u in units)).encode()).hexdigest()
+    runs.append({
+        "created": report["created"],
+        "command": command,
+        "wall_s": t["wall_s"],
+        "units": t["units"],
+        "units_computed": t["units_computed_now"],
+        "jobs": t["jobs"],
+        "threads_per_job": t["threads_per_job"],
+        "cpu_s": t["cpu_s"],
+        "load_average_1_5_15": t["load_average_1_5_15"],
+        "units_sha256": units_sha,
+    })
+    write_json(path, runs)
+    complete = [r for r in runs if r["units_sha256"] == units_sha and r["units_computed"] == r["units"]]
+    return complete[-1] if complete else None
 
 
 def _plain(obj: Any) -> Any:

@@ -353,7 +353,25 @@ def render_markdown(report: Mapping[str, Any], notes: str | None = None, figures
     out.append("")
     out.extend(_summary_lines(report))
     timing = report.get("timing")
-    if timing:
+    complete = (timing or {}).get("complete_run")
+    if complete:
+        out.append(
+            f"- Wall time of the complete evaluation: **{complete['wall_s'] / 60:.1f} min** on {report['reproducibility']['cpu_count']} "
+            f"CPU cores ({complete['jobs']} training process{'es' if complete['jobs'] != 1 else ''} x {complete['threads_per_job']} "
+            f"thread{'s' if complete['threads_per_job'] != 1 else ''}), the run of {complete['created']} that computed all "
+            f"{complete['units']} units"
+            + (f"; its CPU time was {complete['cpu_s'] / 60:.1f} min ({complete['cpu_s'] / 60 / complete['jobs']:.1f} min of wall "
+               f"time with {complete['jobs']} process{'es' if complete['jobs'] != 1 else ''} on otherwise idle cores), and the "
+               f"machine's 15-minute load average at its end was {complete['load_average_1_5_15'][2]:.1f}"
+               if complete.get("cpu_s") else "")
+            + "."
+        )
+    elif timing:
+        out.append(
+            "- No single run computed every unit of this report (it was resumed or assembled from earlier runs); "
+            "the wall time of a complete run is not known from it."
+        )
+    if timing and not (complete and complete["created"] == report["created"]):
         out.append(
             f"- Wall time of this run: {timing['wall_s'] / 60:.1f} min on {report['reproducibility']['cpu_count']} CPU cores "
             f"({timing['jobs']} training process{'es' if timing['jobs'] != 1 else ''} x {timing['threads_per_job']} thread"

@@ -351,6 +351,10 @@ def test_rerun_reuses_finished_units_and_recomputes_missing_ones(evaluation, syn
     again = run_evaluation(synthetic_data, out, dataclasses.replace(EVAL, jobs=2), _tiny_train_config(), command="rerun")
     assert again["timing"]["units_computed_now"] == 1
     assert missing.is_file()
+    # the wall time reported is that of the run that computed every unit, not of this partial rerun
+    assert report["timing"]["complete_run"]["units_computed"] == report["timing"]["units"]
+    assert again["timing"]["complete_run"] == report["timing"]["complete_run"]
+    assert len(json.loads((out / "runs.json").read_text())) == 2
     before, after = report["protocols"][0]["results"], again["protocols"][0]["results"]
     for row in ("nolearn", "softmax-head", "softmax-nn"):
         assert after[row] == before[row]
