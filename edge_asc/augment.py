@@ -119,6 +119,23 @@ class Augmenter:
             x = random_shift(x, rng, self.segment_samples)
         return x
 
+    def split(self, audio: list[np.ndarray], rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+        """Cut every scene at random points into ``pieces`` streams; returns the pieces and their scene.
+
+        Each piece is featurised as a stream of its own (zeros before it), so the model sees the start of a
+        stream - what the first segment of every live decision looks like - ``pieces`` times per scene.
+        """
+        k = self.config.pieces
+        if not self.config.enabled or k <= 1:
+            return list(audio), np.arange(len(audio))
+        out, owner = [], []
+        for i, x in enumerate(audio):
+            cuts = np.sort(rng.integers(0, x.shape[0], size=k - 1))
+            for piece in np.split(x, cuts):
+                out.append(piece)
+                owner.append(i)
+        return out, np.asarray(owner, dtype=np.int64)
+
     def epoch(
         self, audio: list[np.ndarray], labels: np.ndarray, recordings: np.ndarray, rng: np.random.Generator
     ) -> list[np.ndarray]:

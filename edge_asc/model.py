@@ -2,7 +2,7 @@
 
 For a segment X of T = 20 windows of F = 52 raw features:
 
-    x_t   = (X_t - mean) / std                       normalisation from the training set (buffers)
+    x_t   = clip((X_t - mean) / std)                 normalisation from the training set (buffers), clipped
     s_t   = BiLSTM(x)_t                              (T, 2H)
     a_t   = softmax_t(tanh(s_t V + b))                eq. 2
     h'    = sum_t a_t s_t                             eq. 3, the similarity embedding (2H)
@@ -69,6 +69,8 @@ class Encoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> EncoderOutput:
         x = (x - self.feature_mean) / self.feature_std  # (B, T, F)
+        if self.config.input_clip > 0:
+            x = x.clamp(-self.config.input_clip, self.config.input_clip)  # (B, T, F)
         s, _ = self.lstm(x)  # (B, T, 2H)
         s = self.dropout(s)  # (B, T, 2H)
         if self.attention is None:

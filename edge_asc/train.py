@@ -134,21 +134,24 @@ class SceneSource:
         self.recordings = np.asarray(recordings, dtype=np.int64)[keep]
         self._clean: tuple[np.ndarray, np.ndarray] | None = None
 
-    def _features(self, audio: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _features(self, audio: list[np.ndarray], owner: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features of each stream in ``audio``; owner: (n_streams,) the scene each stream comes from."""
         feats = [self.extractor.signal_features(x) for x in audio]  # [(n_i, 20, 52)]
         counts = np.array([f.shape[0] for f in feats])
+        owner = np.repeat(owner, counts)  # (N,)
         # (N, 20, 52) features, (N,) labels, (N,) recordings
-        return np.concatenate(feats), np.repeat(self.labels, counts), np.repeat(self.recordings, counts)
+        return np.concatenate(feats), self.labels[owner], self.recordings[owner]
 
     def clean(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._clean is None:
-            self._clean = self._features(self.audio)
+            self._clean = self._features(self.audio, np.arange(len(self.audio)))
         return self._clean
 
     def epoch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self.augmenter.config.enabled:
             return self.clean()
-        return self._features(self.augmenter.epoch(self.audio, self.labels, self.recordings, rng))
+        augmented = self.augmenter.epoch(self.audio, self.labels, self.recordings, rng)
+        return self._features(*self.augmenter.split(augmented, rng))
 
     def fingerprint(self) -> dict[str, Any]:
         h = hashlib.sha256(self.labels.tobytes())
@@ -193,9 +196,21 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def normalization(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and std over every window of the (clean) training segments."""
+IQR_TO_STD = 1.349  # the interquartile range of a normal distribution in standard deviations
+
+
+def normalization(features: np.ndarray, robust: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature centre and scale over every window of the (clean) training segments.
+
+    robust: median and IQR / 1.349 instead of mean and std. The first windows of a stream's first segment
+    see the zeros before the stream: their deltas (and the percussive flux) are ~50x larger than anywhere
+    else. They are under 1% of the windows but inflate the std of those features ~2.5x, squashing them for
+    every other segment; robust statistics ignore them.
+    """
     flat = features.reshape(-1, features.shape[-1]).astype(np.float64)  # (N * 20, 52)
+    if robust:
+        q1, median, q3 = np.percentile(flat, [25, 50, 75], axis=0)  # (52,) each
+        return median.astype(np.float32), ((q3 - q1) / IQR_TO_STD).astype(np.float32)
     return flat.mean(axis=0).astype(np.float32), flat.std(axis=0).astype(np.float32)
 
 
@@ -425,7 +440,7 @@ def fit(
     clean_x, clean_y, _ = source.clean()  # (N, 20, 52), (N,)
     if clean_x.shape[1:] != (fc.frames_per_segment, fc.n_features):
         raise ValueError(f"features have shape {clean_x.shape[1:]}, the feature settings give {(fc.frames_per_segment, fc.n_features)}")
-    mean, std = normalization(clean_x)
+    mean, std = normalization(clean_x, config.robust_normalization)
     data = source.fingerprint() | {"segments": int(clean_y.shape[0]), "classes": len(labels)}
 
     model = Encoder(mc)

@@ -31,6 +31,7 @@ class ModelConfig:
     n_frames: int = 20
     dropout: float = 0.1  # on the LSTM outputs, training only
     normalize: bool = True  # L2-normalise h' (distances bounded, so the margin has a fixed scale)
+    input_clip: float = 0.0  # clip normalised features to [-input_clip, input_clip]; 0 = off
     n_classes: int = 0  # classifier head size (softmax variant or aux_softmax > 0; the trainer sets it); 0 = no head
 
     def __post_init__(self) -> None:
@@ -38,6 +39,8 @@ class ModelConfig:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         if self.hidden_size < 1 or self.n_features < 1 or self.n_frames < 1:
             raise ValueError("hidden_size, n_features and n_frames must be positive")
+        if self.input_clip < 0:
+            raise ValueError(f"input_clip must be >= 0, got {self.input_clip}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.n_classes < 0:
@@ -73,6 +76,7 @@ class AugmentConfig:
     mix_prob: float = 0.5  # probability of mixing in another scene of the same class
     mix_snr_db: tuple[float, float] = (0.0, 15.0)  # SNR of the scene against the mixed-in one
     time_shift: bool = True  # drop a random number (< one segment) of leading samples
+    pieces: int = 1  # cut each scene at random points into this many streams (each starts after zeros, as a live stream)
     speed: float = 0.0  # resample by a factor in [1 - speed, 1 + speed] (pitch and tempo together)
     feature_noise: float = 0.0  # Gaussian noise on the features, in training-set standard deviations
     feature_mask: int = 0  # features (of 52) replaced by their training mean, drawn per segment
@@ -80,6 +84,8 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if self.gain_db < 0 or self.eq_tilt_db < 0 or self.eq_band_db < 0 or self.eq_bands < 0:
             raise ValueError("gain_db, eq_tilt_db, eq_bands and eq_band_db must be >= 0")
+        if self.pieces < 1:
+            raise ValueError(f"pieces must be >= 1, got {self.pieces}")
         if self.feature_noise < 0 or self.feature_mask < 0:
             raise ValueError("feature_noise and feature_mask must be >= 0")
         if not 0.0 <= self.speed < 0.5:
@@ -111,6 +117,7 @@ class TrainConfig:
     margin: float = 0.2  # triplet margin (eq. 6 has none: with semi-hard negatives it would always be 0)
     alpha: float = 0.1  # importance regulariser of the audio loss (eq. 7)
     aux_softmax: float = 0.0  # weight of an auxiliary cross-entropy head on h' (triplet variants); 0 = off
+    robust_normalization: bool = False  # median / IQR feature statistics instead of mean / std
     seed: int = 0
     threads: int = 1  # torch intra-op threads
     model: ModelConfig = ModelConfig()

@@ -226,3 +226,38 @@ def test_mining_takes_positives_from_other_recordings_when_asked():
             elif int(labels[a[i]]) == 1:
                 assert groups[p[i]] == groups[a[i]] and p[i] != a[i]  # none exists: same recording
         assert torch.all(labels[a] == labels[p])
+
+
+def test_input_clip_bounds_the_normalised_features():
+    torch.manual_seed(0)
+    model = Encoder(ModelConfig(hidden_size=8, input_clip=3.0)).eval()
+    x = _x(2)
+    wild, bound = x.clone(), x.clone()
+    wild[:, :4, 20] = 100.0  # a stream start's delta outliers
+    bound[:, :4, 20] = 3.0
+    torch.testing.assert_close(model(wild), model(bound), rtol=0, atol=0)
+    assert not torch.allclose(model(x), model(bound))
+
+
+def test_robust_normalisation_ignores_stream_start_outliers():
+    from edge_asc.train import normalization
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(5.0, 2.0, (500, 20, 52)).astype(np.float32)
+    feats[::50, :4, 20] = 300.0  # 2% of segments, 4 of 20 windows: 0.4% of the values
+    mean, std = normalization(feats)
+    rmean, rstd = normalization(feats, robust=True)
+    assert std[20] > 5 * 2.0  # the plain std is blown up by the outliers
+    assert abs(rstd[20] - 2.0) < 0.15 and abs(rmean[20] - 5.0) < 0.15
+    np.testing.assert_allclose(rstd[:20], 2.0, rtol=0.1)
+
+
+def test_split_cuts_scenes_into_streams():
+    aug = Augmenter(AugmentConfig(pieces=3), 16000, 4800)
+    audio = [np.arange(n, dtype=np.float32) for n in (10000, 30000)]
+    pieces, owner = aug.split(audio, np.random.default_rng(0))
+    assert owner.tolist() == [0, 0, 0, 1, 1, 1]
+    for i, x in enumerate(audio):
+        np.testing.assert_array_equal(np.concatenate([p for p, o in zip(pieces, owner) if o == i]), x)
+    same, owner1 = Augmenter(AugmentConfig(pieces=1), 16000, 4800).split(audio, np.random.default_rng(0))
+    assert owner1.tolist() == [0, 1] and all(p is x for p, x in zip(same, audio))
