@@ -14,6 +14,7 @@ and a mean +- std summary; --json appends the result to a file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -84,6 +85,7 @@ def main() -> int:
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--seeds", type=str, default=None, help="comma-separated training seeds, each fold trained once per seed")
     ap.add_argument("--set", action="append", default=[], help="KEY=VALUE train setting (dotted for model./augment.)")
     ap.add_argument("--only-folds", type=str, default=None, help="comma-separated fold numbers (1-based)")
     ap.add_argument("--eval-every", type=int, default=0, help="also score the fold every N epochs (a learning curve)")
@@ -107,6 +109,7 @@ def main() -> int:
     scene_labels, scene_recs = dataset.scene_labels(), dataset.scene_recordings()
     n_classes = len(dataset.labels)
     only = None if args.only_folds is None else {int(k) for k in args.only_folds.split(",")}
+    seeds = [config.seed] if args.seeds is None else [int(x) for x in args.seeds.split(",")]
 
     results = []
     t_start = time.perf_counter()
@@ -120,42 +123,51 @@ def main() -> int:
         b_tr, b_te = baseline_features(tr.features), baseline_features(te.features)
         mu, sd = b_tr.mean(axis=0), b_tr.std(axis=0) + 1e-6
         base = scores(nearest_labels((b_te - mu) / sd, (b_tr - mu) / sd, tr.labels), te.labels, te.scene, te.position, n_classes)
-        t0 = time.perf_counter()
-        fold_audio = [audio[i] for i in fold.train]
-        stops = list(range(args.eval_every, config.epochs, args.eval_every)) if args.eval_every else []
-        curve = []
-        with tempfile.TemporaryDirectory() as run_dir:
-            for i, stop in enumerate(stops + [config.epochs]):
-                trained = fit_scenes(
-                    config, fold_audio, scene_labels[fold.train], scene_recs[fold.train], dataset.labels,
-                    out_dir=run_dir if stops else None, resume=i > 0, progress=False, stop_after=stop,
-                )
-                emb_tr, emb_te = trained.embed(tr.features), trained.embed(te.features)
-                enc = scores(nearest_labels(emb_te, emb_tr, tr.labels), te.labels, te.scene, te.position, n_classes)
-                curve.append({"epoch": stop, **enc})
-                if stops:
-                    print(f"  fold {k} epoch {stop}: first {enc['first']:.3f} segment {enc['segment']:.3f} all {enc['all']:.3f}", flush=True)
-        seconds = time.perf_counter() - t0
-        last = trained.history[-1]
-        print(
-            f"fold {k}: encoder first {enc['first']:.3f} segment {enc['segment']:.3f} all {enc['all']:.3f} | "
-            f"baseline first {base['first']:.3f} all {base['all']:.3f} | loss {last['loss']:.4f} "
-            f"importance {last['importance']:.2f} train {seconds:.0f} s",
-            flush=True,
-        )
-        results.append({"fold": k, "encoder": enc, "baseline": base, "seconds": seconds, "final_loss": last["loss"], "importance": last["importance"], "curve": curve})
+        for seed in seeds:
+            results.append(run_fold(args, dataclasses.replace(config, seed=seed), k, fold, audio, tr, te, base, scene_labels, scene_recs, dataset.labels))
 
     def agg(kind: str, key: str) -> tuple[float, float]:
-        v = np.array([r[kind][key] for r in results])
-        return float(v.mean()), float(v.std())
+        # mean over seeds within a fold, then mean and std over folds
+        per_fold = [np.mean([r[kind][key] for r in results if r["fold"] == k]) for k in sorted({r["fold"] for r in results})]
+        return float(np.mean(per_fold)), float(np.std(per_fold))
 
-    summary = {"split": split_note, **{f"{kind}_{key}": agg(kind, key) for kind in ("encoder", "baseline") for key in ("first", "segment", "all")}}
-    line = " ".join(f"{k} {v[0]:.3f}+-{v[1]:.3f}" for k, v in summary.items() if k != "split")
-    print(f"SUMMARY {args.name} {' '.join(args.set)} epochs={config.epochs}: {line} ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    summary = {"split": split_note, "seeds": seeds, **{f"{kind}_{key}": agg(kind, key) for kind in ("encoder", "baseline") for key in ("first", "segment", "all")}}
+    line = " ".join(f"{k} {v[0]:.3f}+-{v[1]:.3f}" for k, v in summary.items() if k not in ("split", "seeds"))
+    print(f"SUMMARY {args.name} {' '.join(args.set)} epochs={config.epochs} seeds={seeds}: {line} ({time.perf_counter() - t_start:.0f} s)", flush=True)
     if args.json is not None:
         with open(args.json, "a", encoding="utf-8") as f:
             f.write(json.dumps({"name": args.name, "sets": args.set, "config": to_dict(config), "folds": results, "summary": summary}) + "\n")
     return 0
+
+
+def run_fold(args, config, k, fold, audio, tr, te, base, scene_labels, scene_recs, label_names) -> dict:
+    """Train on one fold with one seed (scoring every --eval-every epochs when asked) and score it."""
+    n_classes = len(label_names)
+    t0 = time.perf_counter()
+    fold_audio = [audio[i] for i in fold.train]
+    stops = list(range(args.eval_every, config.epochs, args.eval_every)) if args.eval_every else []
+    curve = []
+    with tempfile.TemporaryDirectory() as run_dir:
+        for i, stop in enumerate(stops + [config.epochs]):
+            trained = fit_scenes(
+                config, fold_audio, scene_labels[fold.train], scene_recs[fold.train], label_names,
+                out_dir=run_dir if stops else None, resume=i > 0, progress=False, stop_after=stop,
+            )
+            emb_tr, emb_te = trained.embed(tr.features), trained.embed(te.features)
+            enc = scores(nearest_labels(emb_te, emb_tr, tr.labels), te.labels, te.scene, te.position, n_classes)
+            curve.append({"epoch": stop, **enc})
+            if stops:
+                print(f"  fold {k} epoch {stop}: first {enc['first']:.3f} segment {enc['segment']:.3f} all {enc['all']:.3f}", flush=True)
+    seconds = time.perf_counter() - t0
+    last = trained.history[-1]
+    print(
+        f"fold {k} seed {config.seed}: encoder first {enc['first']:.3f} segment {enc['segment']:.3f} all {enc['all']:.3f} | "
+        f"baseline first {base['first']:.3f} all {base['all']:.3f} | loss {last['loss']:.4f} "
+        f"importance {last['importance']:.2f} train {seconds:.0f} s",
+        flush=True,
+    )
+    return {"fold": k, "seed": config.seed, "encoder": enc, "baseline": base, "seconds": seconds,
+            "final_loss": last["loss"], "importance": last["importance"], "curve": curve}
 
 
 if __name__ == "__main__":
