@@ -74,6 +74,32 @@ def scores(pred: np.ndarray, labels: np.ndarray, scene: np.ndarray, position: np
     }
 
 
+def balanced_rows(recording: np.ndarray, cap: int) -> np.ndarray:
+    """Row indices keeping at most ``cap`` evenly spaced segments of every recording."""
+    keep = []
+    for rec in np.unique(recording):
+        rows = np.flatnonzero(recording == rec)
+        if rows.shape[0] > cap:
+            rows = rows[np.linspace(0, rows.shape[0] - 1, cap).round().astype(np.int64)]
+        keep.append(rows)
+    return np.concatenate(keep)
+
+
+def rule_scores(emb_tr: np.ndarray, emb_te: np.ndarray, tr, te, n_classes: int) -> dict:
+    """Alternative segment decisions on the same embeddings: a recording-balanced index (at most 100
+    segments, 30 s, per training recording) and the nearest training-recording centroid."""
+    out = {}
+    rows = balanced_rows(tr.recording, 100)
+    out["balanced100"] = scores(nearest_labels(emb_te, emb_tr[rows], tr.labels[rows]), te.labels, te.scene, te.position, n_classes)
+    recs = np.unique(tr.recording)
+    cent = np.stack([emb_tr[tr.recording == r].mean(axis=0) for r in recs])  # (R, D)
+    cent_labels = np.array([tr.labels[tr.recording == r][0] for r in recs])
+    out["rec_centroid"] = scores(nearest_labels(emb_te, cent, cent_labels), te.labels, te.scene, te.position, n_classes)
+    for v in out.values():
+        v.pop("confusion")
+    return out
+
+
 def baseline_features(features: np.ndarray) -> np.ndarray:
     return np.concatenate([features.mean(axis=1), features.std(axis=1)], axis=1)  # (N, 104)
 
@@ -132,6 +158,9 @@ def main() -> int:
         return float(np.mean(per_fold)), float(np.std(per_fold))
 
     summary = {"split": split_note, "seeds": seeds, **{f"{kind}_{key}": agg(kind, key) for kind in ("encoder", "baseline") for key in ("first", "segment", "all")}}
+    for name in results[0]["rules"] if results else ():
+        per_fold = {key: [np.mean([r["rules"][name][key] for r in results if r["fold"] == k]) for k in sorted({r["fold"] for r in results})] for key in ("first", "all")}
+        summary.update({f"{name}_{key}": (float(np.mean(v)), float(np.std(v))) for key, v in per_fold.items()})
     line = " ".join(f"{k} {v[0]:.3f}+-{v[1]:.3f}" for k, v in summary.items() if k not in ("split", "seeds"))
     print(f"SUMMARY {args.name} {' '.join(args.set)} epochs={config.epochs} seeds={seeds}: {line} ({time.perf_counter() - t_start:.0f} s)", flush=True)
     if args.json is not None:
@@ -159,15 +188,17 @@ def run_fold(args, config, k, fold, audio, tr, te, base, scene_labels, scene_rec
             if stops:
                 print(f"  fold {k} epoch {stop}: first {enc['first']:.3f} segment {enc['segment']:.3f} all {enc['all']:.3f}", flush=True)
     seconds = time.perf_counter() - t0
+    rules = rule_scores(emb_tr, emb_te, tr, te, n_classes)
     last = trained.history[-1]
     print(
         f"fold {k} seed {config.seed}: encoder first {enc['first']:.3f} segment {enc['segment']:.3f} all {enc['all']:.3f} | "
         f"baseline first {base['first']:.3f} all {base['all']:.3f} | loss {last['loss']:.4f} "
-        f"importance {last['importance']:.2f} train {seconds:.0f} s",
+        f"importance {last['importance']:.2f} train {seconds:.0f} s | "
+        + " ".join(f"{name} first {r['first']:.3f} all {r['all']:.3f}" for name, r in rules.items()),
         flush=True,
     )
     return {"fold": k, "seed": config.seed, "encoder": enc, "baseline": base, "seconds": seconds,
-            "final_loss": last["loss"], "importance": last["importance"], "curve": curve}
+            "final_loss": last["loss"], "importance": last["importance"], "curve": curve, "rules": rules}
 
 
 if __name__ == "__main__":

@@ -416,6 +416,29 @@ class _Replay:
         return self.shared.source.fingerprint() | {"augmentation": "shared per task"}
 
 
+# Trainer options added after format 1's units were computed, with the value that leaves training exactly
+# as it was before they existed. At that value they are left out of a unit's fingerprint, so adding an
+# option does not invalidate finished work; at any other value they are part of it.
+NEUTRAL_TRAIN_OPTIONS: dict[tuple[str, ...], Any] = {
+    ("robust_normalization",): False,
+    ("augment", "pieces"): 1,
+    ("model", "input_clip"): 0.0,
+    ("model", "input_features"): "all",
+}
+
+
+def train_fingerprint(train: dict[str, Any]) -> dict[str, Any]:
+    """``to_dict`` of a TrainConfig without the options that sit at their neutral value."""
+    out = json.loads(json.dumps(train))
+    for path, neutral in NEUTRAL_TRAIN_OPTIONS.items():
+        node = out
+        for key in path[:-1]:
+            node = node.get(key, {})
+        if path[-1] in node and node[path[-1]] == neutral:
+            del node[path[-1]]
+    return out
+
+
 def unit_fingerprint(ctx: Context, task: Task, method: str, train_scenes: np.ndarray, test_scenes: np.ndarray) -> str:
     """SHA-256 of everything a unit's result depends on; a cached unit is reused only when it matches."""
     from . import __version__
@@ -437,7 +460,7 @@ def unit_fingerprint(ctx: Context, task: Task, method: str, train_scenes: np.nda
         "features": ctx.train_config.features.to_dict(),
     }
     if method != NO_LEARNING:
-        parts["train"] = to_dict(dataclasses.replace(ctx.train_config, epochs=task.epochs, seed=task.seed, threads=1))
+        parts["train"] = train_fingerprint(to_dict(dataclasses.replace(ctx.train_config, epochs=task.epochs, seed=task.seed, threads=1)))
         parts["index"] = [cfg.index_m, cfg.index_ef_construction, cfg.index_ef]
         parts["augmentation"] = "shared per task"
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

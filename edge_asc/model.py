@@ -51,7 +51,9 @@ class Encoder(nn.Module):
         h2 = config.similarity_size
         self.register_buffer("feature_mean", torch.zeros(config.n_features))
         self.register_buffer("feature_std", torch.ones(config.n_features))
-        self.lstm = nn.LSTM(config.n_features, config.hidden_size, batch_first=True, bidirectional=True)
+        columns = config.input_columns
+        self.columns = None if len(columns) == config.n_features else torch.tensor(columns)
+        self.lstm = nn.LSTM(len(columns), config.hidden_size, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(config.dropout)
         self.attention = nn.Linear(h2, 1) if config.variant != "noattn" else None  # V, b
         self.importance = nn.Linear(h2, 1) if config.has_importance else None  # V', b'
@@ -71,6 +73,8 @@ class Encoder(nn.Module):
         x = (x - self.feature_mean) / self.feature_std  # (B, T, F)
         if self.config.input_clip > 0:
             x = x.clamp(-self.config.input_clip, self.config.input_clip)  # (B, T, F)
+        if self.columns is not None:
+            x = x.index_select(2, self.columns)  # (B, T, F') the features the LSTM reads
         s, _ = self.lstm(x)  # (B, T, 2H)
         s = self.dropout(s)  # (B, T, 2H)
         if self.attention is None:

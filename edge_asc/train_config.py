@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .features import FeatureConfig
+from .features import N_HPSS, FeatureConfig
 
 VARIANTS = ("audio", "triplet", "noattn", "softmax")
+INPUT_FEATURES = ("all", "no_mfcc", "hpss")  # which of the 52 features the LSTM reads (see ModelConfig.input_columns)
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -32,6 +33,7 @@ class ModelConfig:
     dropout: float = 0.1  # on the LSTM outputs, training only
     normalize: bool = True  # L2-normalise h' (distances bounded, so the margin has a fixed scale)
     input_clip: float = 0.0  # clip normalised features to [-input_clip, input_clip]; 0 = off
+    input_features: str = field(default="all", metadata={"choices": INPUT_FEATURES})
     n_classes: int = 0  # classifier head size (softmax variant or aux_softmax > 0; the trainer sets it); 0 = no head
 
     def __post_init__(self) -> None:
@@ -39,12 +41,22 @@ class ModelConfig:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         if self.hidden_size < 1 or self.n_features < 1 or self.n_frames < 1:
             raise ValueError("hidden_size, n_features and n_frames must be positive")
+        if self.input_features not in INPUT_FEATURES:
+            raise ValueError(f"input_features must be one of {', '.join(INPUT_FEATURES)}, got {self.input_features!r}")
         if self.input_clip < 0:
             raise ValueError(f"input_clip must be >= 0, got {self.input_clip}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.n_classes < 0:
             raise ValueError(f"n_classes must be >= 0 (0: from the training labels), got {self.n_classes}")
+
+    @property
+    def input_columns(self) -> tuple[int, ...]:
+        """Feature columns the LSTM reads: ``all``; ``no_mfcc`` the deltas and the 12 harmonic/percussive
+        descriptors; ``hpss`` those 12 only. The model's input stays (B, 20, n_features) either way."""
+        n_mfcc = (self.n_features - N_HPSS) // 2
+        start = {"all": 0, "no_mfcc": n_mfcc, "hpss": 2 * n_mfcc}[self.input_features]
+        return tuple(range(start, self.n_features))
 
     @property
     def similarity_size(self) -> int:

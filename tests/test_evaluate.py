@@ -33,6 +33,7 @@ from edge_asc.evaluate import (
     scene_decisions,
     summarise,
     summarise_decisions,
+    train_fingerprint,
 )
 
 SR = 16000
@@ -360,6 +361,21 @@ def test_rerun_reuses_finished_units_and_recomputes_missing_ones(evaluation, syn
         assert after[row] == before[row]
     # same seed, same shared augmentation draws: the recomputed unit gives the same decisions
     assert after["audio"]["nn1"]["first"]["values"] == pytest.approx(before["audio"]["nn1"]["first"]["values"])
+
+
+def test_options_at_their_neutral_value_leave_the_unit_fingerprint_unchanged():
+    from edge_asc.config import to_dict
+    from edge_asc.train_config import AugmentConfig, ModelConfig, TrainConfig
+
+    base = train_fingerprint(to_dict(TrainConfig()))
+    # finished units predate these options: at their neutral value they are not part of the fingerprint
+    assert "robust_normalization" not in base and "pieces" not in base["augment"]
+    assert "input_clip" not in base["model"] and "input_features" not in base["model"]
+    # any other value is
+    assert train_fingerprint(to_dict(TrainConfig(robust_normalization=True))) != base
+    assert train_fingerprint(to_dict(TrainConfig(augment=AugmentConfig(pieces=3)))) != base
+    assert train_fingerprint(to_dict(TrainConfig(model=ModelConfig(input_features="hpss")))) != base
+    assert train_fingerprint(to_dict(TrainConfig(margin=0.3))) != base
 
 
 def test_config_is_validated():

@@ -169,13 +169,14 @@ def test_checkpoint_holds_everything_and_refuses_silent_overwrite_or_changed_set
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("variant", ["audio", "noattn", "softmax"])
-def test_onnx_matches_pytorch_and_carries_metadata(tmp_path, variant, trained_tiny):
+@pytest.mark.parametrize("variant, inputs", [("audio", "all"), ("noattn", "all"), ("softmax", "all"), ("triplet", "hpss")])
+def test_onnx_matches_pytorch_and_carries_metadata(tmp_path, variant, inputs, trained_tiny):
     if variant == "audio":
         trained = trained_tiny
     else:
         audio, labels, recs = generated_scenes(2, 1.2, seed=2)
-        trained = fit_scenes(tiny_config(epochs=1, model=ModelConfig(variant=variant, hidden_size=16)), audio, labels, recs, CLASSES, progress=False)
+        mc = ModelConfig(variant=variant, hidden_size=16, input_features=inputs, input_clip=4.0)
+        trained = fit_scenes(tiny_config(epochs=1, model=mc), audio, labels, recs, CLASSES, progress=False)
     path = export_onnx(trained, tmp_path / "models" / "enc.onnx")
     assert path.is_file() and not [p for p in path.parent.iterdir() if p.name != "enc.onnx"]
     proto = onnx.load(str(path))
