@@ -28,6 +28,7 @@ import yaml
 from edge_asc.config import from_dict, to_dict
 from edge_asc.datasets import extract_segments, load_dataset, load_scene_audio, split_by_recording
 from edge_asc.features import FeatureExtractor
+from edge_asc.index import select_per_label
 from edge_asc.train import TrainConfig, fit_scenes
 
 log = logging.getLogger("quick_eval")
@@ -87,8 +88,13 @@ def balanced_rows(recording: np.ndarray, cap: int) -> np.ndarray:
 
 def rule_scores(emb_tr: np.ndarray, emb_te: np.ndarray, tr, te, n_classes: int) -> dict:
     """Alternative segment decisions on the same embeddings: a recording-balanced index (at most 100
-    segments, 30 s, per training recording) and the nearest training-recording centroid."""
+    segments, 30 s, per training recording), the index `edge-asc build-index --max-per-label 350` keeps
+    (at most 350 segments per label, round-robin over its recordings), and the nearest training-recording
+    centroid."""
     out = {}
+    rows = select_per_label(tr.labels, tr.recording, 350, seed=0)
+    out["per_label350"] = scores(nearest_labels(emb_te, emb_tr[rows], tr.labels[rows]), te.labels, te.scene, te.position, n_classes)
+    out["per_label350"]["items"] = [int(rows.shape[0]), int(tr.labels.shape[0])]
     rows = balanced_rows(tr.recording, 100)
     out["balanced100"] = scores(nearest_labels(emb_te, emb_tr[rows], tr.labels[rows]), te.labels, te.scene, te.position, n_classes)
     recs = np.unique(tr.recording)

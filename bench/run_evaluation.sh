@@ -5,8 +5,9 @@
 #
 #   bench/run_evaluation.sh [DATA_DIR] [OUT_DIR]        (defaults: ../shared/data/ambient13 reports/amb13)
 #
-# By default the unit cache (OUT_DIR/units, ignored by git) is removed first, so the reported wall time is
-# that of a complete run; KEEP_UNITS=1 resumes an interrupted run instead (finished units are reused).
+# By default the unit cache (OUT_DIR/units: every finished model's scene decisions, committed with the report)
+# is removed first, so the reported wall time is that of a complete run; KEEP_UNITS=1 reuses it instead, to resume
+# an interrupted run or to regenerate the report (e.g. after editing OUT_DIR/notes.md) in about a minute.
 # Two training processes with one thread each: the 2-core budget of issue 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."

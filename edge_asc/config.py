@@ -9,6 +9,7 @@ the key and the expected type, and a field may declare its accepted values with
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -17,6 +18,10 @@ from typing import Any, Mapping, TypeVar
 import yaml
 
 T = TypeVar("T")
+
+# PyYAML reads YAML 1.1, where a float needs a dot: `1e-3` loads as the string "1e-3". A float setting
+# accepts that spelling (and only that: a plain number in exponent notation), as a user means it.
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -66,6 +71,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)

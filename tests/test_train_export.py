@@ -272,3 +272,18 @@ def test_batches_balance_classes_and_recordings():
     assert 0.4 < share < 0.6  # the short recording is drawn as often as the long one
     plain = np.concatenate(class_balanced_batches(labels, recs, dataclasses.replace(cfg, balance_recordings=False), np.random.default_rng(0)))
     assert np.mean(recs[plain][labels[plain] == 0] == 1) < 0.05  # by segments it would be ~1%
+
+
+def test_yaml_exponent_numbers_are_numbers_and_other_strings_are_not():
+    import yaml
+
+    from edge_asc.config import from_dict
+
+    # PyYAML (YAML 1.1) loads `1e-3` as the string "1e-3"; a float setting takes it as the number meant
+    data = yaml.safe_load("weight_decay: 1e-3\nlr: 5E-4\nmodel:\n  input_clip: 2e+0\n")
+    cfg = from_dict(TrainConfig, data)
+    assert (cfg.weight_decay, cfg.lr, cfg.model.input_clip) == (1e-3, 5e-4, 2.0)
+    with pytest.raises(ConfigError, match="lr: expected a number, got 'fast'"):
+        from_dict(TrainConfig, {"lr": "fast"})
+    with pytest.raises(ConfigError, match="epochs: expected an integer"):
+        from_dict(TrainConfig, {"epochs": "3e1"})
