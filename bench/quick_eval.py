@@ -7,8 +7,10 @@ Per fold: train on the fold's training scenes (edge_asc.train.fit_scenes, the tr
 embed every segment of both sides, classify each test segment by its nearest training segment (exact
 L2), then score first-segment accuracy (position 0 of each test scene), mean segment accuracy (every
 position), and all-segments accuracy (majority over the scene). The no-learning baseline (mean and std
-of the 52 features over a segment, standardised, 1-NN) runs on the same folds. Prints one line per fold
-and a mean +- std summary; --json appends the result to a file.
+of the 52 features over a segment, standardised, 1-NN) runs on the same folds, and the same embeddings are
+also scored against smaller indexes (see rule_scores), which measures what condensing the index costs.
+Prints one line per fold and a mean +- std summary; --json appends the result to a file
+(bench/summarise_quick_eval.py turns that file into a table).
 """
 
 from __future__ import annotations

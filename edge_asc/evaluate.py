@@ -370,6 +370,7 @@ class Context:
     data_sha256: str
     units_dir: Path
     work_dir: Path
+    scenes_without_segments: tuple[int, ...] = ()  # left out of every fold (see without_empty_scenes)
 
 
 class SharedAugmentation:
@@ -746,7 +747,8 @@ def run_evaluation(
     t_start = time.perf_counter()
     out = Path(out)
     units_dir, work_dir = out / "units", out / "work"
-    dataset = load_dataset(data, layout=layout, chunk_seconds=config.chunk_seconds, sample_rate=train_config.features.sample_rate)
+    fc = train_config.features
+    dataset = load_dataset(data, layout=layout, chunk_seconds=config.chunk_seconds, sample_rate=fc.sample_rate, segment_seconds=fc.segment_seconds)
     units_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     data_sha, n_files = dataset_sha256(dataset)
@@ -756,10 +758,16 @@ def run_evaluation(
     folds = {GROUPED: default_folds(dataset, config.folds, config.split_seed)}
     if config.leaky:
         folds[LEAKY] = [random_scene_split(dataset, config.leaky_test_fraction, config.split_seed)]
+    folds, undecidable = without_empty_scenes(folds, segments.scene, len(dataset.scenes))
+    if undecidable.size:
+        log.warning(
+            "%d scenes gave no segment (undecodable audio, or shorter than a segment; first: %s); they are left out of every fold",
+            undecidable.size, dataset.scenes[int(undecidable[0])].path,
+        )
     for fold in folds[GROUPED]:
         if fold.leaky:
             log.warning("%s puts recordings on both sides; its results are marked leaky", fold.name)
-    ctx = Context(dataset, audio, segments, folds, config, train_config, data_sha, units_dir, work_dir)
+    ctx = Context(dataset, audio, segments, folds, config, train_config, data_sha, units_dir, work_dir, tuple(int(i) for i in undecidable))
     tasks = plan_tasks(config, len(dataset.labels), len(folds[GROUPED]), train_config.epochs)
     log.info(
         "%d tasks: %d folds x %d seeds x (%s)%s%s; %d job(s) x %d thread(s)",
@@ -904,6 +912,19 @@ def _rows_of(units: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[tup
                 decisions = SceneDecisions.from_dict(result["decisions"])
                 rows.setdefault(row, {}).setdefault(rule, []).append((decisions, float(result["segment_accuracy"])))
     return {row: rows[row] for row in sorted(rows, key=lambda r: ROW_ORDER.index(r) if r in ROW_ORDER else len(ROW_ORDER))}
+
+
+def without_empty_scenes(folds: Mapping[str, Sequence[Any]], segment_scene: np.ndarray, n_scenes: int) -> tuple[dict[str, list[Any]], np.ndarray]:
+    """Folds without the scenes that have no segment (so they count in no denominator), and those scenes.
+
+    segment_scene: (N,) scene index of every segment. A scene gets no segment when its audio could not be
+    decoded (the file is then in the dataset's skipped list too) or is shorter than one segment.
+    """
+    has = np.zeros(n_scenes, dtype=bool)
+    has[segment_scene] = True
+    keep = lambda idx: np.asarray(idx, dtype=np.int64)[has[np.asarray(idx, dtype=np.int64)]]  # noqa: E731
+    out = {name: [dataclasses.replace(f, train=keep(f.train), test=keep(f.test)) for f in fs] for name, fs in folds.items()}
+    return out, np.flatnonzero(~has)
 
 
 def fold_summary(dataset: Any, fold: Any) -> dict[str, Any]:
@@ -1098,6 +1119,7 @@ def build_report(ctx: Context, units: Sequence[Mapping[str, Any]], tasks: Sequen
             "minutes": sum(s.duration_s for s in dataset.scenes) / 60.0,
             "chunk_seconds": dataset.chunk_seconds,
             "skipped_files": [str(p) for p, _ in dataset.skipped],
+            "scenes_without_segments": [str(dataset.scenes[i].path) for i in ctx.scenes_without_segments],
         },
         "segment_seconds": fc.segment_seconds,
         "primary": PRIMARY,

@@ -413,8 +413,9 @@ class Segmenter:
     """Cuts a live stream into feature-ready slices (left context + segment), whatever the block sizes.
 
     push() copies each block into a preallocated buffer and yields, for every segment completed, the
-    segment's index and its (context_samples + segment_samples,) slice; the slice is a view that stays
-    valid until the next push(). The stream starts with ``context_samples`` zeros, as the offline pass.
+    segment's index and its (context_samples + segment_samples,) slice. The slice is the internal buffer
+    itself: use (or copy) it before advancing the generator, which overwrites it with the next segment
+    (list(push(...)) gives the same buffer n times). The stream starts with ``context_samples`` zeros, as the offline pass.
     """
 
     def __init__(self, config: FeatureConfig) -> None:

@@ -6,8 +6,9 @@ Eq. 7:  L = sum over triplets of  h''_a h''_p h''_n Lsim(a, p, n) - alpha (h''_a
 Fixes to the paper:
 * Eq. 6 has no margin. With semi-hard negatives (never closer to the anchor than the positive,
   d(a, n) > d(a, p)) the difference d(a, p) - d(a, n) is always negative, so Lsim is identically zero
-  and nothing is learnt. We add the usual margin m: Lsim = max(d(a, p) - d(a, n) + m, 0), which is
-  positive exactly for the semi-hard negatives d(a, p) < d(a, n) < d(a, p) + m.
+  and nothing is learnt. We add the usual margin m: Lsim = max(d(a, p) - d(a, n) + m, 0). Among the
+  negatives mining returns (never closer than the positive), it is positive exactly for the semi-hard
+  ones, d(a, p) < d(a, n) < d(a, p) + m.
 * Eq. 7 is unbounded below when h'' is: the encoder bounds h'' with a sigmoid (edge_asc/model.py).
 * We average over the triplets of a batch instead of summing, so the learning rate does not depend
   on how many triplets a batch yields.

@@ -34,6 +34,7 @@ from edge_asc.evaluate import (
     summarise,
     summarise_decisions,
     train_fingerprint,
+    without_empty_scenes,
 )
 
 SR = 16000
@@ -361,6 +362,18 @@ def test_rerun_reuses_finished_units_and_recomputes_missing_ones(evaluation, syn
         assert after[row] == before[row]
     # same seed, same shared augmentation draws: the recomputed unit gives the same decisions
     assert after["audio"]["nn1"]["first"]["values"] == pytest.approx(before["audio"]["nn1"]["first"]["values"])
+
+
+def test_scenes_without_segments_leave_every_fold():
+    from edge_asc.datasets import Fold
+
+    folds = {"grouped": [Fold("a", np.array([0, 1, 2]), np.array([3, 4])), Fold("b", np.array([3, 4]), np.array([0, 1, 2]))]}
+    segment_scene = np.array([0, 0, 2, 3, 3, 3])  # scenes 1 and 4 gave no segment
+    out, empty = without_empty_scenes(folds, segment_scene, 5)
+    assert empty.tolist() == [1, 4]
+    assert [(f.train.tolist(), f.test.tolist()) for f in out["grouped"]] == [([0, 2], [3]), ([3], [0, 2])]
+    same, none = without_empty_scenes(folds, np.arange(5), 5)
+    assert none.size == 0 and all(np.array_equal(a.test, b.test) for a, b in zip(same["grouped"], folds["grouped"]))
 
 
 def test_options_at_their_neutral_value_leave_the_unit_fingerprint_unchanged():

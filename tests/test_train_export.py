@@ -212,7 +212,7 @@ def _write_dataset(root: Path) -> Path:
     return root
 
 
-def test_train_and_export_commands(tmp_path):
+def test_train_and_export_commands(tmp_path, capsys):
     data = _write_dataset(tmp_path / "data")
     run = tmp_path / "run"
     cfg = tmp_path / "train.yaml"
@@ -225,8 +225,14 @@ def test_train_and_export_commands(tmp_path):
     # a bare --resume continues with the checkpoint's settings; --epochs extends the run
     assert cli_main(["train", "--data", str(data), "--out", str(run), "--resume", "--epochs", "2"]) == 0
     assert load_checkpoint(run).epoch == 2
-    # without --resume an existing run is refused, not overwritten
+    recorded = (run / "config.yaml").read_text()
+    assert "epochs: 2" in recorded and "hidden_size: 8" in recorded
+    # without --resume an existing run is refused, not overwritten, and its config.yaml is left as it was
     assert cli_main(["train", "--data", str(data), "--out", str(run), "--epochs", "1"]) == 1
+    # a resume with a changed setting is refused as a configuration error (exit 2), naming the setting
+    assert cli_main(["train", "--data", str(data), "--out", str(run), "--resume", "--margin", "0.5"]) == 2
+    assert "cannot resume: train setting 'margin' was 0.2, now 0.5" in capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == recorded
     model2 = tmp_path / "models" / "m2.onnx"
     assert cli_main(["export", str(run), "--out", str(model2)]) == 0
     meta = json.loads({p.key: p.value for p in onnx.load(str(model2)).metadata_props}[METADATA_KEY])

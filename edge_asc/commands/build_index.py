@@ -79,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
     meta = encoder.meta
     log.info("encoder %s: %s variant, %d labels, embedding %d, sha256 %s", args.model, meta.variant, len(meta.labels), meta.embedding_size, meta.sha256[:12])
     try:
-        dataset = load_dataset(args.data, layout=args.layout, chunk_seconds=args.chunk_seconds, sample_rate=meta.feature_config.sample_rate)
+        dataset = load_dataset(
+            args.data, layout=args.layout, chunk_seconds=args.chunk_seconds,
+            sample_rate=meta.feature_config.sample_rate, segment_seconds=meta.feature_config.segment_seconds,
+        )
         index = build_index_from_dataset(
             encoder, dataset, M=config.M, ef_construction=config.ef_construction, ef=config.ef,
             max_items_per_label=config.max_per_label, seed=config.seed, batch_size=config.batch_size, threads=config.threads,

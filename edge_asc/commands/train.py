@@ -5,7 +5,11 @@
 
 Settings come from the defaults, then the YAML file (sections ``train:`` with ``augment:`` nested,
 ``model:``, ``features:``), then the flags. With --resume the checkpoint's own settings are the base,
-so a bare ``--resume`` continues the run as it was (``--epochs`` may extend it).
+so a bare ``--resume`` continues the run as it was (``--epochs`` may extend it: the cosine learning-rate
+schedule is then stretched over the new total, a warm restart rather than the schedule of a run started with
+that many epochs). The data flags (``--data``, ``--layout``, ``--chunk-seconds``) are not stored: give the
+same ones again; different scenes are refused ("the training data differ"). ``config.yaml`` beside the
+checkpoint is written only once the settings are accepted, so a refused run leaves it as it was.
 """
 
 from __future__ import annotations
@@ -111,16 +115,26 @@ def run(args: argparse.Namespace) -> int:
         base = config_from_file(args.config) if args.config else TrainConfig()
     config = config_from_args(args, base)
     try:
-        dataset = load_dataset(args.data, layout=args.layout, chunk_seconds=args.chunk_seconds, sample_rate=config.features.sample_rate)
+        dataset = load_dataset(
+            args.data, layout=args.layout, chunk_seconds=args.chunk_seconds,
+            sample_rate=config.features.sample_rate, segment_seconds=config.features.segment_seconds,
+        )
     except DatasetError as exc:
         log.error("%s", exc)
         return 1
-    write_config(args.out / CONFIG_NAME, config)
+    if not args.resume and (args.out / CHECKPOINT_NAME).exists():
+        # refuse before writing anything: config.yaml describes the checkpoint beside it
+        log.error("%s exists: resume it (--resume) or choose another output folder", args.out / CHECKPOINT_NAME)
+        return 1
+    if not args.resume:
+        write_config(args.out / CONFIG_NAME, config)  # visible while a new run trains
     try:
         trained = train(config, dataset, out_dir=args.out, resume=args.resume)
     except FileExistsError as exc:
         log.error("%s", exc)
         return 1
+    if args.resume:
+        write_config(args.out / CONFIG_NAME, trained.config)  # only once the checkpoint accepted the settings
     log.info("checkpoint: %s (%d epochs)", trained.path, trained.epoch)
     if args.export is not None:
         from ..export import export_onnx
