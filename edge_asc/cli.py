@@ -44,7 +44,10 @@ def configure_logging(level: str = "INFO") -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-asc", description="Acoustic scene classification after 300 ms of audio.")
     parser.add_argument("--version", action="version", version=f"edge-asc {__version__}")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level (default: %(default)s)")
+    parser.add_argument(
+        "--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default: INFO; for run, the config file's log_level); overrides the config file",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module_name in COMMANDS.items():
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level or "INFO")  # None: not given (run may take the config file's level)
     try:
         return int(args._run(args) or 0)
     except ConfigError as exc:

@@ -92,10 +92,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") ->
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(map(str, set(data) - set(fields)))  # str: YAML keys may be booleans (yes:) or numbers
     if unknown:
         raise ConfigError(
-            f"unknown key {prefix}{unknown[0]!s}"
+            f"unknown key {prefix}{unknown[0]}"
             + (f" (and {', '.join(prefix + u for u in unknown[1:])})" if len(unknown) > 1 else "")
             + f"; accepted keys: {', '.join(prefix + k for k in fields)}"
         )

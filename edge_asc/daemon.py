@@ -9,7 +9,9 @@ Threads:
   the device (no data for ``audio.no_data_timeout``) and reports ``error`` source_lost / source_back;
   it sends systemd's WATCHDOG=1;
 * the event server's loop thread (edge_asc.server) serves the clients;
-* the main thread waits for SIGTERM/SIGINT (or the end of a file) and sends ``status`` events.
+* the main thread waits for SIGTERM/SIGINT (or the end of a file), sends ``status`` events and logs a
+  warning when the overflow count grows (at most once per OVERFLOW_WARN_INTERVAL_S). The signal
+  handler only notes the signal; the main thread sees it within SIGNAL_POLL_S.
 
 Stopping: the source is closed, the audio already in the ring is processed, the last events are
 handed to the clients, the socket file is removed, and ``run`` returns 0. A file or stdin source
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 WORKER_WAIT_S = 0.1  # longest sleep of the worker between two looks at the ring / the source
 STOP_TIMEOUT_S = 10.0  # how long stop() waits for the worker to process what is in the ring
+SIGNAL_POLL_S = 0.2  # longest wait of the main thread between two looks at the signal flag
+OVERFLOW_WARN_INTERVAL_S = 30.0  # at most one warning about new overflows per this long
 
 
 class Daemon:
@@ -63,6 +67,9 @@ class Daemon:
         self._worker_stop = threading.Event()  # the worker should drain the ring and end
         self._client_seen = threading.Event()
         self._worker: threading.Thread | None = None
+        self._signal: int | None = None  # set by the signal handler, acted on by the main loop
+        self._overflows_warned = 0  # the overflow count at the last warning
+        self._overflows_warned_at = float("-inf")
         self._started = 0.0
         self.exit_code = 0
         self.source_lost = False
@@ -84,10 +91,7 @@ class Daemon:
     def _on_request(self, request: Request):
         if isinstance(request, Set):
             try:
-                if request.k is not None:
-                    self.policy.set_k(request.k)
-                if request.mode is not None:
-                    self.policy.set_mode(request.mode)
+                self.policy.set(k=request.k, mode=request.mode)  # both at once: no segment sees half of it
             except ValueError as exc:
                 raise ProtocolError(str(exc)) from None
             log.info("decision policy set to k=%d, mode=%s", self.policy.k, self.policy.mode)
@@ -127,11 +131,7 @@ class Daemon:
                 self._worker = threading.Thread(target=self._work, name="edge-asc-worker", daemon=True)
                 self._worker.start()
                 log.info("ready: %d labels, k=%d, mode=%s, source %s", len(self.labels), self.policy.k, self.policy.mode, self.source.description)
-                interval = self.config.status_interval
-                next_status = time.monotonic() + interval
-                while not self._stop.wait(max(0.0, next_status - time.monotonic())):
-                    self.server.publish(self.status())
-                    next_status += interval
+                self._main_loop()
                 self.notifier.stopping()
                 self._shutdown_worker()
             finally:
@@ -143,9 +143,36 @@ class Daemon:
         log.info("stopped after %d segments", self.pipeline.segments_done)
         return self.exit_code
 
+    def _main_loop(self) -> None:
+        """Status events every status_interval, overflow warnings, signals; returns when told to stop."""
+        interval = self.config.status_interval
+        next_status = time.monotonic() + interval
+        while True:
+            if self._signal is not None:
+                log.info("%s: stopping", signal.Signals(self._signal).name)
+                self.stop()
+            if self._stop.wait(min(SIGNAL_POLL_S, max(0.0, next_status - time.monotonic()))):
+                return
+            self._warn_overflows()
+            now = time.monotonic()
+            if now >= next_status:
+                self.server.publish(self.status())
+                next_status = max(next_status, now) + interval  # after a stall: one status, no burst
+
+    def _warn_overflows(self) -> None:
+        """A warning (for the journal) when the overflow count grew, at most once per OVERFLOW_WARN_INTERVAL_S."""
+        total = self.source.overflows
+        now = time.monotonic()
+        if total > self._overflows_warned and now - self._overflows_warned_at >= OVERFLOW_WARN_INTERVAL_S:
+            log.warning(
+                "%d audio overflows since the last report (%d in all): audio was dropped before the worker saw it",
+                total - self._overflows_warned, total,
+            )
+            self._overflows_warned, self._overflows_warned_at = total, now
+
     def _on_signal(self, signum: int, frame) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        self.stop()
+        """Only notes the signal: no lock, no logging here (the main loop acts on it)."""
+        self._signal = signum
 
     def stop(self, exit_code: int | None = None) -> None:
         if exit_code is not None and not self._stop.is_set():
@@ -219,12 +246,13 @@ class Daemon:
                 self.source_lost = False
                 self.pipeline.restart()
                 self._error(SOURCE_BACK, f"audio source back: {self.source.description}")
-            reason = self._stream(Conditioner(self.source.rate, self.rate))
+            reason = self._stream(Conditioner(self.source.rate, self.rate, self.source.description))
             if reason is None:
                 return  # told to stop, or a finite source ended
             self.source.close()
             self.source_lost = True
-            self._error(SOURCE_LOST, f"audio source lost: {self.source.description}: {reason}; retrying")
+            retrying = "" if self.source.finite else "; retrying"  # a file or stdin is not reopened
+            self._error(SOURCE_LOST, f"audio source lost: {self.source.description}: {reason}{retrying}")
             if self.source.finite:
                 self.stop(1)
                 return

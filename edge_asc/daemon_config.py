@@ -9,6 +9,7 @@ accepted keys, a bad value names the accepted values.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +24,8 @@ SOURCE_FORMS = ("mic", "mic:NAME_OR_INDEX", "file:PATH", "stdin")
 LATENCIES = ("low", "high")
 SLOW_POLICIES = ("drop_oldest", "disconnect")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_WAIT_S = 3600.0  # the longest no_data_timeout / retry wait accepted
+MAX_EF = 10000  # the broadest hnswlib search accepted (inference.ef)
 
 
 def _f(default: Any, help: str, unit: str = "", choices: tuple | None = None) -> Any:
@@ -56,6 +59,12 @@ class SourceSpec:
         return self.kind + (f":{self.arg}" if self.arg is not None else "")
 
 
+def _check_seconds(name: str, value: float) -> None:
+    """A wait in seconds: finite, positive, at most MAX_WAIT_S (NaN and inf fail every comparison)."""
+    if not (math.isfinite(value) and 0 < value <= MAX_WAIT_S):
+        raise ValueError(f"{name} must be a positive number of seconds up to {MAX_WAIT_S:g}, got {value}")
+
+
 @dataclass(frozen=True)
 class AudioConfig:
     samplerate: int | None = _f(
@@ -82,8 +91,10 @@ class AudioConfig:
             raise ValueError(f"blocksize must be from 0 to 65536 frames, got {self.blocksize}")
         if not 0.5 <= self.ring_seconds <= 60:
             raise ValueError(f"ring_seconds must be from 0.5 to 60, got {self.ring_seconds}")
-        if self.no_data_timeout <= 0 or self.retry_min <= 0 or self.retry_max < self.retry_min:
-            raise ValueError("no_data_timeout and retry_min must be positive and retry_max >= retry_min")
+        for name in ("no_data_timeout", "retry_min", "retry_max"):
+            _check_seconds(name, getattr(self, name))
+        if self.retry_max < self.retry_min:
+            raise ValueError(f"retry_max must be at least retry_min ({self.retry_min} s), got {self.retry_max}")
 
 
 @dataclass(frozen=True)
@@ -127,8 +138,8 @@ class InferenceConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.threads <= 64:
             raise ValueError(f"threads must be from 1 to 64, got {self.threads}")
-        if self.ef is not None and self.ef < 1:
-            raise ValueError(f"ef must be positive or null, got {self.ef}")
+        if self.ef is not None and not 1 <= self.ef <= MAX_EF:
+            raise ValueError(f"ef must be from 1 to {MAX_EF} or null, got {self.ef}")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ comes first in the model's label list. ``label_order`` skips the distance step. 
 winner's share of the k votes. The same vote (``vote``) turns a segment's n nearest neighbours into
 the segment's label when more than one neighbour is asked for.
 
-k and mode can be changed while running (``set_k``, ``set_mode``, from any thread): the change takes
-effect at the next segment; votes already heard are kept, except that switching to ``window`` starts
-a fresh window.
+k and mode can be changed while running (``set``, ``set_k``, ``set_mode``, from any thread): the change
+takes effect at the next segment, and ``set`` changes both in one step; votes already heard are kept,
+except that switching to ``window`` starts a fresh window.
 """
 
 from __future__ import annotations
@@ -95,14 +95,23 @@ class DecisionPolicy:
             return self._pending[1] if self._pending else self._mode
 
     def set_k(self, k: int) -> None:
-        check_k(k)
-        with self._lock:
-            self._pending = (k, self._pending[1] if self._pending else self._mode)
+        self.set(k=k)
 
     def set_mode(self, mode: str) -> None:
-        check_mode(mode)
+        self.set(mode=mode)
+
+    def set(self, k: int | None = None, mode: str | None = None) -> None:
+        """Change k and/or mode (None: keep) as one update: the next segment sees both or neither.
+
+        Both values are checked before anything changes.
+        """
+        if k is not None:
+            check_k(k)
+        if mode is not None:
+            check_mode(mode)
         with self._lock:
-            self._pending = (self._pending[0] if self._pending else self._k, mode)
+            old_k, old_mode = self._pending or (self._k, self._mode)
+            self._pending = (old_k if k is None else k, old_mode if mode is None else mode)
 
     def reset(self) -> None:
         """Forget the votes heard (after a gap in the audio)."""

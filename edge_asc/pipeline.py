@@ -10,7 +10,8 @@ they produce the same decisions whatever the block sizes.
 
 ``Conditioner`` is the step before: a source's (frames, channels) blocks at the device rate -> mono
 at the model's rate (channel mean, then edge_asc.resample), the same operations a file goes through in
-audio_io.iter_audio.
+audio_io.iter_audio. It also replaces NaN and infinite samples (which a device or driver may deliver)
+with 0, counts them and warns, so one bad sample cannot stop the worker; audio_io refuses such files.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("features", "encoder", "search", "total")
 TIMING_WINDOW = 1024  # segments kept for the status event's median / p99
+NONFINITE_WARN_INTERVAL_S = 60.0  # at most one warning about NaN/inf samples per this long, per source
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,29 @@ class SegmentResult:
 class Conditioner:
     """(frames, channels) float32 at ``in_rate`` -> (n,) mono float32 at ``out_rate``, streamed."""
 
-    def __init__(self, in_rate: int, out_rate: int) -> None:
+    def __init__(self, in_rate: int, out_rate: int, name: str = "audio") -> None:
         self.in_rate, self.out_rate = in_rate, out_rate
+        self.name = name  # the source, for the warning
         self.resampler = StreamResampler(in_rate, out_rate)
+        self.nonfinite = 0  # NaN or infinite samples replaced with 0
+        self._warned_at: float | None = None  # monotonic time of the last warning about them
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        mono = to_mono(block)  # (frames,)
+        mono = to_mono(self._finite(np.asarray(block)))  # (frames,)
         return mono if self.resampler.identity else self.resampler.process(mono)
+
+    def _finite(self, block: np.ndarray) -> np.ndarray:
+        """``block`` with NaN and infinite samples replaced by 0 (a copy only when there are any)."""
+        ok = np.isfinite(block)
+        if ok.all():
+            return block
+        bad = int(ok.size - np.count_nonzero(ok))
+        self.nonfinite += bad
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at >= NONFINITE_WARN_INTERVAL_S:
+            self._warned_at = now
+            log.warning("%s: %d NaN or infinite samples replaced with 0 (%d so far)", self.name, bad, self.nonfinite)
+        return np.where(ok, block, np.float32(0.0)).astype(np.float32, copy=False)
 
     def flush(self) -> np.ndarray:
         return self.resampler.flush()

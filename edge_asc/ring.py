@@ -11,7 +11,13 @@ with the time it entered the buffer, so the latency of a decision can be measure
 last sample arrived.
 
 Only the producer moves the write counters and only the consumer moves the read counters; under the
-GIL, plain integer stores are atomic, so no lock is taken on the audio path.
+GIL, plain integer stores are atomic, so the counters need no lock. The one lock on the audio path is
+threading.Event's own, taken to wake the consumer; ``write`` sets the event only when it is not set
+already (the consumer is asleep), and the consumer holds that lock for microseconds.
+
+Each accepted write takes one block record as well as its frames. The records are sized so that a full
+ring of blocks of MIN_BLOCK_FRAMES frames or more never runs out of them; with smaller blocks (an
+unusual PortAudio setting) writes may be dropped, and counted, before the frames run out.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_BLOCKS = 4096  # block records held; a ring of 4 s at 16 kHz in 1 ms blocks still fits
+MIN_BLOCK_FRAMES = 32  # block records: enough for a full ring of blocks this small (2 ms at 16 kHz)
+MIN_BLOCKS = 4096  # block records held at least, whatever the capacity
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,9 @@ class RingStats:
 class RingBuffer:
     """``capacity`` frames of ``channels`` float32 samples; blocks are read back whole, in order."""
 
-    def __init__(self, capacity: int, channels: int = 1, max_blocks: int = MAX_BLOCKS) -> None:
+    def __init__(self, capacity: int, channels: int = 1, max_blocks: int | None = None) -> None:
+        if max_blocks is None:
+            max_blocks = max(MIN_BLOCKS, -(-int(capacity) // MIN_BLOCK_FRAMES))
         if capacity <= 0 or channels <= 0 or max_blocks <= 0:
             raise ValueError(f"ring needs positive capacity/channels/max_blocks, got {capacity}/{channels}/{max_blocks}")
         self.capacity = int(capacity)
@@ -77,7 +86,7 @@ class RingBuffer:
         if frames > self.capacity - (self._w_frames - self._r_frames) or self._w_blocks - self._r_blocks >= self._max_blocks:
             self.overflows += 1
             self.dropped_frames += frames
-            self._wake.set()
+            self._wake_consumer()
             return False
         start = self._w_frames % self.capacity
         first = min(frames, self.capacity - start)
@@ -98,8 +107,13 @@ class RingBuffer:
         self.last_write = t
         self._w_frames += frames  # publish: the consumer reads counters after the data is in place
         self._w_blocks += 1
-        self._wake.set()
+        self._wake_consumer()
         return True
+
+    def _wake_consumer(self) -> None:
+        """Set the wake event unless it is set already: is_set() takes no lock, set() does."""
+        if not self._wake.is_set():
+            self._wake.set()
 
     def write_wait(self, block: np.ndarray, stop: threading.Event | None = None, now: float | None = None) -> bool:
         """Like write, but waits for room instead of dropping (for sources that can wait). False if stopped."""

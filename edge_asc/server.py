@@ -60,7 +60,9 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "edge-asc.sock"
 SOCKET_MODE = 0o660  # owner and group may connect
 DIR_MODE = 0o750  # a socket directory this server creates: group members may reach the socket
+PRIVATE_DIR_MODE = 0o700  # the /tmp fallback directory: this user only
 SYSTEM_SOCKET_DIR = Path("/run/edge-asc")  # systemd's RuntimeDirectory=edge-asc
+TMP_ROOT = Path("/tmp")  # holds the last-resort socket directory edge-asc-$UID
 
 SLOW_POLICIES = ("drop_oldest", "disconnect")
 QUEUE_SIZE = 256  # lines waiting per client before the slow policy applies
@@ -136,8 +138,13 @@ def socket_path_candidates() -> list[Path]:
     if runtime_dir:
         candidates.append(Path(runtime_dir) / "edge-asc" / SOCKET_NAME)
     candidates.append(SYSTEM_SOCKET_DIR / SOCKET_NAME)
-    candidates.append(Path(f"/tmp/edge-asc-{os.getuid()}") / SOCKET_NAME)
+    candidates.append(tmp_socket_dir() / SOCKET_NAME)
     return candidates
+
+
+def tmp_socket_dir() -> Path:
+    """The last-resort socket directory, /tmp/edge-asc-$UID (checked before use: see _private_dir)."""
+    return TMP_ROOT / f"edge-asc-{os.getuid()}"
 
 
 def default_socket_path() -> Path:
@@ -147,7 +154,7 @@ def default_socket_path() -> Path:
         return Path(runtime_dir) / "edge-asc" / SOCKET_NAME
     if SYSTEM_SOCKET_DIR.is_dir():
         return SYSTEM_SOCKET_DIR / SOCKET_NAME
-    return Path(f"/tmp/edge-asc-{os.getuid()}") / SOCKET_NAME
+    return tmp_socket_dir() / SOCKET_NAME
 
 
 def _socket_answers(path: Path) -> bool:
@@ -167,8 +174,38 @@ def _socket_answers(path: Path) -> bool:
     return True
 
 
+def _private_dir(directory: Path) -> None:
+    """Create ``directory`` with mode 0700, or check that the one there is ours alone.
+
+    In a shared /tmp anyone may have made the directory first (or a symbolic link by that name), to
+    read the events or to serve false ones: refuse it unless it is a real directory owned by this user
+    that no group or other user may write to.
+    """
+    try:
+        os.mkdir(directory, PRIVATE_DIR_MODE)
+        log.info("created socket directory %s", directory)
+        return
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ServerError(f"cannot create the socket directory {directory}: {exc.strerror or exc}") from exc
+    try:
+        st = os.lstat(directory)
+    except OSError as exc:
+        raise ServerError(f"cannot check the socket directory {directory}: {exc.strerror or exc}") from exc
+    refuse = f"refusing to put the socket in {directory}: it"
+    if not stat.S_ISDIR(st.st_mode):
+        raise ServerError(f"{refuse} is not a directory (a symbolic link or another file)")
+    if st.st_uid != os.getuid():
+        raise ServerError(f"{refuse} belongs to uid {st.st_uid}, not to this user (uid {os.getuid()})")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ServerError(f"{refuse} may be written by group or others (mode {stat.S_IMODE(st.st_mode):04o}; chmod go-w it)")
+
+
 def _listen_unix(path: Path) -> tuple[socket.socket, int]:
     """A listening Unix socket at ``path`` (mode 0660) and the inode of its file."""
+    if path.parent == tmp_socket_dir():
+        _private_dir(path.parent)
     try:
         if not path.parent.is_dir():
             path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)

@@ -48,19 +48,27 @@ class Source(ABC):
         self.rate: int = 0
         self.channels: int = 1
         self.opened_at = 0.0  # monotonic time of the last open()
-        self.input_overflows = 0  # PortAudio input-overflow flags seen (microphone)
+        self.input_overflows = 0  # PortAudio input-overflow flags seen by the current stream (microphone)
+        self._past_overflows = 0  # overflows of the rings and streams before the current one
+        self._overflow_lock = threading.Lock()  # reopen vs status readers; never taken by the audio callback
 
     @property
     def description(self) -> str:
         return self.kind
 
     def _make_ring(self) -> RingBuffer:
+        """A fresh (or emptied) ring for the next open (no producer runs); the overflow counts so far go
+        into the running total, so ``overflows`` never goes backwards."""
         frames = max(int(self.ring_seconds * self.rate), 4 * max(getattr(self, "blocksize", 0), FILE_BLOCK))
-        if self.ring is None or self.ring.capacity != frames or self.ring.channels != self.channels:
-            self.ring = RingBuffer(frames, self.channels)
-        else:
-            self.ring.reset()
-        return self.ring
+        reuse = self.ring is not None and self.ring.capacity == frames and self.ring.channels == self.channels
+        ring = self.ring if reuse else RingBuffer(frames, self.channels)
+        with self._overflow_lock:  # a status reader sees the total before or after this, never half of it
+            self._past_overflows += self._current_overflows()
+            self.input_overflows = 0
+            if reuse:
+                ring.reset()
+            self.ring = ring
+        return ring
 
     @abstractmethod
     def open(self) -> None:
@@ -78,10 +86,15 @@ class Source(ABC):
     def finished(self) -> bool:
         return False
 
+    def _current_overflows(self) -> int:
+        return (self.ring.overflows if self.ring is not None else 0) + self.input_overflows
+
     @property
     def overflows(self) -> int:
-        """Blocks lost: the ring was full, or PortAudio reported an input overflow."""
-        return (self.ring.overflows if self.ring is not None else 0) + self.input_overflows
+        """Since the source was made, across reopens: blocks dropped because the ring was full, plus
+        PortAudio's input-overflow flags (audio the device lost before the callback saw it)."""
+        with self._overflow_lock:
+            return self._past_overflows + self._current_overflows()
 
 
 # --- microphone -----------------------------------------------------------------------------------
@@ -103,14 +116,31 @@ def _sd():
     return sounddevice
 
 
+def _reinitialize_portaudio(sd) -> None:
+    """Terminate and initialise PortAudio again, so that it enumerates the devices anew.
+
+    PortAudio enumerates devices once, at initialisation: a device that came back (or a sound server that
+    restarted) is only seen after re-initialising. Safe here: no stream of ours is open. PortAudio is only
+    terminated while sounddevice counts it initialised (its private ``_initialized``; a failed
+    initialisation leaves it at 0), and initialising is always tried, so one failure does not lock the
+    microphone out: the next open tries again. Raises SourceError when PortAudio cannot be initialised.
+    """
+    if getattr(sd, "_initialized", 1) > 0:  # a sounddevice without the counter: assume initialised
+        try:
+            sd._terminate()
+        except sd.PortAudioError as exc:
+            log.warning("re-initialising PortAudio: terminating it failed (%s); initialising anyway", exc)
+    try:
+        sd._initialize()
+    except sd.PortAudioError as exc:
+        raise SourceError(f"cannot initialise PortAudio to look for input devices: {exc}") from exc
+
+
 def list_input_devices(rescan: bool = False) -> list[InputDevice]:
     """The input-capable devices PortAudio sees (``rescan`` re-initialises PortAudio to see changes)."""
     sd = _sd()
     if rescan:
-        # PortAudio enumerates devices once, at initialisation: a device that came back (or a sound server
-        # that restarted) is only seen after re-initialising. Safe here: no stream of ours is open.
-        sd._terminate()
-        sd._initialize()
+        _reinitialize_portaudio(sd)
     try:
         default_in = int(sd.query_devices(kind="input")["index"])  # sounddevice's (or PortAudio's) default input
     except (sd.PortAudioError, ValueError):
@@ -222,7 +252,6 @@ class MicSource(Source):
             self.rate = self._pick_rate(sd, device, self.channels)
             self.device = device
             ring = self._make_ring()
-            self.input_overflows = 0
             self._stream = sd.InputStream(
                 device=device.index,
                 samplerate=self.rate,

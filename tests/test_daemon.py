@@ -325,3 +325,70 @@ def test_a_lost_source_is_reported_retried_and_back(tiny_artifacts, tmp_path):
         writer.close()  # end of the pipe: the reader thread ends
     assert result == [0]
     assert not (tmp_path / "d.sock").exists()
+
+
+# --- bad samples, log level, overflow warnings ------------------------------------------------------
+
+
+def test_a_float_wav_with_nan_neither_crashes_classify_nor_the_pipeline(tiny_artifacts, runtime_env, tmp_path):
+    import soundfile as sf
+
+    from edge_asc.pipeline import Conditioner, Pipeline, load_artifacts
+
+    audio = read_audio(tiny_artifacts.clips["rain"], 16000)[:16000 * 3]
+    audio[1000], audio[20000], audio[30000] = np.nan, np.inf, -np.inf
+    path = tmp_path / "nan.wav"
+    sf.write(str(path), audio, 16000, subtype="FLOAT")
+    r = _cli(runtime_env, "classify", str(path), *_artifact_args(tiny_artifacts))
+    assert r.returncode == 2 and "nan.wav: contains NaN or infinite samples" in r.stderr, r.stderr  # a clear refusal
+    assert "Traceback" not in r.stderr
+    # the same samples as a live source delivers them (no audio_io check): the worker's path goes on
+    raw, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    encoder, index = load_artifacts(tiny_artifacts.model, tiny_artifacts.index)
+    pipeline = Pipeline(encoder, index, DecisionPolicy(len(encoder.meta.labels), 3, "window"))
+    cond = Conditioner(rate, 16000, "mic:test")
+    results = [r for i in range(0, len(raw), 512) for r in pipeline.push(cond.process(raw[i : i + 512]))]
+    assert cond.nonfinite == 3
+    assert len(results) == 10 and sum(d is not None for _, d in results) == 3
+    assert all(np.isfinite(seg.distance) for seg, _ in results)
+
+
+def test_an_explicit_log_level_wins_over_the_config_file(tiny_artifacts, tmp_path, monkeypatch):
+    from edge_asc import cli
+
+    levels = []
+    monkeypatch.setattr(cli, "configure_logging", levels.append)
+    config = tmp_path / "c.yaml"
+    config.write_text("log_level: WARNING\n")
+    args = ["run", "--config", str(config), "--check-config", "--socket", str(tmp_path / "s.sock"), *_artifact_args(tiny_artifacts)]
+    assert cli.main(["--log-level", "INFO", *args]) == 0
+    assert levels == ["INFO"]  # the flag, even when it names the default
+    levels.clear()
+    assert cli.main(args) == 0
+    assert levels == ["INFO", "WARNING"]  # no flag: the file's level
+
+
+def test_growing_overflows_are_logged_at_most_once_per_interval(tiny_artifacts, tmp_path, monkeypatch, caplog):
+    from edge_asc import daemon as daemonmod
+    from edge_asc.daemon_config import DaemonConfig, apply_overrides
+    from edge_asc.pipeline import load_artifacts
+    from edge_asc.sources import FileSource
+
+    cfg = apply_overrides(DaemonConfig(), {"server.socket": str(tmp_path / "d.sock")})
+    encoder, index = load_artifacts(tiny_artifacts.model, tiny_artifacts.index)
+    source = FileSource(tiny_artifacts.clips["rain"], 16000)
+    d = daemonmod.Daemon(cfg, encoder, index, source)
+    with caplog.at_level("WARNING", logger="edge_asc.daemon"):
+        d._warn_overflows()  # none yet: nothing to say
+        source.input_overflows = 3
+        d._warn_overflows()
+        source.input_overflows = 5
+        d._warn_overflows()  # within the interval: held back
+        monkeypatch.setattr(daemonmod, "OVERFLOW_WARN_INTERVAL_S", 0.0)
+        d._warn_overflows()
+        d._warn_overflows()  # no growth: nothing
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "3 audio overflows since the last report (3 in all)",
+        "2 audio overflows since the last report (5 in all)",
+    ]
+    assert d.status().overflows == 5

@@ -320,6 +320,36 @@ def test_a_file_that_is_not_a_socket_is_not_replaced(sock_dir):
     assert path.read_text() == "precious"
 
 
+def test_the_tmp_fallback_directory_is_private_or_refused(sock_dir, monkeypatch):
+    from edge_asc import server as servermod
+
+    monkeypatch.setattr(servermod, "TMP_ROOT", sock_dir)
+    private = servermod.tmp_socket_dir()
+    path = private / "edge-asc.sock"
+    with Server([f"unix://{path}"]):  # absent: created, this user only
+        st = os.lstat(private)
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077 == 0 and st.st_uid == os.getuid()
+    os.rmdir(private)
+    elsewhere = sock_dir / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    private.symlink_to(elsewhere)
+    with pytest.raises(ServerError, match="is not a directory"):
+        EventServer([f"unix://{path}"], make_hello, lambda r: None).start()
+    private.unlink()
+    private.mkdir()
+    os.chmod(private, 0o777)
+    with pytest.raises(ServerError, match="may be written by group or others"):
+        EventServer([f"unix://{path}"], make_hello, lambda r: None).start()
+    os.chmod(private, 0o700)
+    if os.getuid() == 0:  # only root can give a directory away
+        os.chown(private, 12345, -1)
+        with pytest.raises(ServerError, match="belongs to uid 12345"):
+            EventServer([f"unix://{path}"], make_hello, lambda r: None).start()
+        os.chown(private, 0, -1)
+    with Server([f"unix://{path}"]):  # ours, 0700: used
+        assert stat.S_ISSOCK(os.stat(path).st_mode)
+
+
 def test_tcp_port_in_use_is_a_clear_error():
     with Server(["tcp://127.0.0.1:0"]) as first:
         with pytest.raises(ServerError, match=f"cannot listen on {first.uris[0]}"):

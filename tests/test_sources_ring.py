@@ -84,6 +84,76 @@ def test_ring_write_wait_waits_for_the_reader_and_wakes_it():
     assert ring.overflows == 0
 
 
+def test_ring_records_suffice_for_a_full_ring_of_small_blocks():
+    ring = RingBuffer(capacity=200_000, channels=1)  # more 32-frame blocks than the old 4096 records
+    block = np.ones(32, dtype=np.float32)
+    assert all(ring.write(block) for _ in range(200_000 // 32))
+    assert ring.overflows == 0 and ring.stats().fill_frames == 200_000 // 32 * 32
+    assert not ring.write(block) and ring.overflows == 1  # the frames are what runs out
+    assert ring.wait(0.0) and ring._wake.is_set()  # a write left the consumer woken
+
+
+def test_overflow_count_keeps_its_total_across_reopens():
+    from edge_asc.sources import Source
+
+    class Reopened(Source):  # the bookkeeping of every source: a microphone reopens like this
+        def open(self):
+            self._make_ring()
+
+        def close(self):
+            pass
+
+    source = Reopened(ring_seconds=1.0)
+    source.rate = 16000
+    source.open()
+    block = np.ones(source.ring.capacity, dtype=np.float32)
+    assert source.ring.write(block) and not source.ring.write(block)  # the ring is full: one drop
+    source.input_overflows += 2  # PortAudio's flags, counted by the callback
+    assert source.overflows == 3
+    source.open()  # same size: the ring is reset
+    assert source.overflows == 3 and source.ring.overflows == 0 and source.input_overflows == 0
+    source.ring.write(np.ones(source.ring.capacity + 1, dtype=np.float32))  # too long: dropped
+    source.rate = 48000
+    source.open()  # another rate: a new ring
+    assert source.overflows == 4
+    source.input_overflows += 1
+    assert source.overflows == 5
+
+
+def test_portaudio_rescan_initialises_again_after_a_failed_initialisation():
+    """The real PortAudio: a failed initialisation leaves sounddevice's counter at 0 (as a terminate does);
+    terminating again would raise paNotInitialized forever, so the rescan must only initialise."""
+    import sounddevice as sd
+
+    from edge_asc.sources import _reinitialize_portaudio
+
+    _reinitialize_portaudio(sd)  # initialised: terminate + initialise
+    assert sd._initialized == 1
+    sd._terminate()  # the state a failed Pa_Initialize leaves behind
+    assert sd._initialized == 0
+    try:
+        _reinitialize_portaudio(sd)  # must not terminate an uninitialised PortAudio
+        assert sd._initialized == 1
+        sd.query_devices()  # PortAudio answers again
+    finally:
+        if sd._initialized == 0:
+            sd._initialize()
+
+
+def test_conditioner_replaces_nan_and_inf_samples_counts_and_warns_once(caplog):
+    cond = Conditioner(16000, 16000, "mic:test")
+    block = np.ones((100, 2), dtype=np.float32)
+    block[3, 0], block[7, 1], block[9] = np.nan, np.inf, -np.inf
+    with caplog.at_level("WARNING", logger="edge_asc.pipeline"):
+        out = cond.process(block)
+        again = cond.process(block)
+    assert np.isfinite(out).all() and np.isfinite(again).all()
+    assert out[3] == 0.5 and out[9] == 0.0 and out[0] == 1.0
+    assert cond.nonfinite == 8
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == ["mic:test: 4 NaN or infinite samples replaced with 0 (4 so far)"]  # rate-limited
+
+
 # --- decision policy --------------------------------------------------------------------------------
 
 
@@ -133,6 +203,22 @@ def test_k_and_mode_change_at_run_time():
         policy.set_k(0)
     with pytest.raises(ValueError, match="accepted values: window, sliding"):
         policy.set_mode("vote")
+
+
+def test_set_changes_k_and_mode_in_one_step():
+    policy = DecisionPolicy(2, k=3, mode="window")
+    policy.set(k=2, mode="sliding")
+    assert policy._pending == (2, "sliding")  # one pending update: the worker sees both or neither
+    assert (policy.k, policy.mode) == (2, "sliding")
+    policy.set(mode="window")
+    assert policy._pending == (2, "window")  # None keeps the other value
+    with pytest.raises(ValueError, match="accepted values: window, sliding"):
+        policy.set(k=5, mode="vote")
+    assert (policy.k, policy.mode) == (2, "window")  # a bad value changes nothing, not even the good one
+    d = policy.push(Vote(0, 1, 0.1, 0, 1, 0.0))
+    assert d is None and policy._pending is None
+    d = policy.push(Vote(1, 1, 0.1, 0, 1, 0.0))
+    assert (d.k, d.mode) == (2, "window")
 
 
 # --- sources and conditioning -----------------------------------------------------------------------
@@ -263,6 +349,29 @@ def test_config_errors_name_the_key_and_the_accepted_values(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="audio: channels must be from 1 to 64"):
         apply_overrides(DaemonConfig(), {"audio.channels": 0})
+
+
+def test_non_finite_or_huge_waits_and_search_breadth_are_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    for key, value in (("no_data_timeout", ".nan"), ("retry_min", ".inf"), ("retry_max", ".nan"), ("retry_min", "-1.0"), ("no_data_timeout", "1e9")):
+        bad.write_text(f"audio:\n  {key}: {value}\n")
+        with pytest.raises(ConfigError, match=f"audio: {key} must be a positive number of seconds"):
+            load_config(bad)
+    with pytest.raises(ConfigError, match="retry_max must be at least retry_min"):
+        apply_overrides(DaemonConfig(), {"audio.retry_min": 5.0, "audio.retry_max": 1.0})
+    with pytest.raises(ConfigError, match="inference: ef must be from 1 to 10000"):
+        apply_overrides(DaemonConfig(), {"inference.ef": 10**9})
+    assert apply_overrides(DaemonConfig(), {"inference.ef": 10000}).inference.ef == 10000
+
+
+def test_a_key_yaml_reads_as_a_boolean_or_number_is_named_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("yes: 1\n3: 2\naudio:\n  on: true\n")  # YAML 1.1: yes and on are booleans
+    with pytest.raises(ConfigError, match=r"unknown key 3 \(and True\); accepted keys: model"):
+        load_config(bad)
+    bad.write_text("audio:\n  on: true\n")
+    with pytest.raises(ConfigError, match=r"unknown key audio.True; accepted keys: audio.samplerate"):
+        load_config(bad)
 
 
 def test_cli_overrides_win_over_the_file(tmp_path):

@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(dump_yaml())
         return 0
     cfg = load_config(_opt(args, "config"), overrides(args))  # ConfigError -> exit 2 (cli)
-    if getattr(args, "log_level", "INFO") == "INFO" and cfg.log_level != "INFO":
-        configure_logging(cfg.log_level)  # the file's level, unless --log-level was given
+    if getattr(args, "log_level", None) is None and cfg.log_level != "INFO":
+        configure_logging(cfg.log_level)  # the file's level, unless --log-level was given (even --log-level INFO)
 
     from ..encoder import ArtifactError
     from ..pipeline import load_artifacts
