@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .protocol import ALWAYS_EVENTS, Event, Hello, Ping, ProtocolError, Request, Set, Subscribe, UnknownTypeError
-from .server import Address, default_socket_path, parse_uri, socket_path_candidates
+from .server import Address, ServerError, check_private_dir, default_socket_path, parse_uri, socket_path_candidates, tmp_socket_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,25 @@ class DaemonNotRunning(ConnectionError):
 
 
 def find_socket_path() -> Path:
-    """The first of ``socket_path_candidates()`` that exists, else ``default_socket_path()``."""
+    """The first of ``socket_path_candidates()`` that exists, else ``default_socket_path()``.
+
+    A socket in the shared /tmp fallback directory is only used when that directory is this user's alone
+    (as the daemon requires before listening there): anyone could have made it, to serve false events.
+    Raises DaemonNotRunning when that socket is the only one found and its directory is not private.
+    """
+    refused = None
     for path in socket_path_candidates():
-        if os.path.lexists(path):
-            return path
+        if not os.path.lexists(path):
+            continue
+        if path.parent == tmp_socket_dir():
+            try:
+                check_private_dir(path.parent)
+            except ServerError as exc:
+                refused = f"not connecting to {path}: {exc}"
+                continue
+        return path
+    if refused is not None:
+        raise DaemonNotRunning(refused)
     return default_socket_path()
 
 

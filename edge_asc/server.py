@@ -189,6 +189,12 @@ def _private_dir(directory: Path) -> None:
         pass
     except OSError as exc:
         raise ServerError(f"cannot create the socket directory {directory}: {exc.strerror or exc}") from exc
+    check_private_dir(directory)
+
+
+def check_private_dir(directory: Path) -> None:
+    """Raise ServerError unless ``directory`` is a real directory of this user that only it may write to
+    (the daemon before listening there, the client before trusting a socket found there)."""
     try:
         st = os.lstat(directory)
     except OSError as exc:

@@ -350,6 +350,26 @@ def test_the_tmp_fallback_directory_is_private_or_refused(sock_dir, monkeypatch)
         assert stat.S_ISSOCK(os.stat(path).st_mode)
 
 
+def test_the_client_only_trusts_a_private_tmp_fallback_directory(sock_dir, monkeypatch):
+    from edge_asc import server as servermod
+    from edge_asc.client import find_socket_path
+
+    monkeypatch.setattr(servermod, "TMP_ROOT", sock_dir)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(servermod, "SYSTEM_SOCKET_DIR", sock_dir / "no-run-dir")
+    private = servermod.tmp_socket_dir()
+    path = private / "edge-asc.sock"
+    with Server([f"unix://{path}"]):
+        assert find_socket_path() == path  # ours, 0700: found
+        os.chmod(private, 0o777)  # anyone could have replaced the socket
+        with pytest.raises(DaemonNotRunning, match="not connecting to .*may be written by group or others"):
+            find_socket_path()
+        with pytest.raises(DaemonNotRunning, match="may be written by group or others"):
+            Client(timeout=1.0).connect()
+        os.chmod(private, 0o700)
+        assert find_socket_path() == path
+
+
 def test_tcp_port_in_use_is_a_clear_error():
     with Server(["tcp://127.0.0.1:0"]) as first:
         with pytest.raises(ServerError, match=f"cannot listen on {first.uris[0]}"):
