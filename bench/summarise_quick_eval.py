@@ -48,7 +48,7 @@ def differences(config: dict, defaults: dict) -> list[str]:
 
 
 def seeds_of(run: dict) -> list[int]:
-    return sorted({f.get("seed", run["config"]["seed"]) if f.get("seed") is not None else run["config"]["seed"] for f in run["folds"]})
+    return sorted({run["config"]["seed"] if f.get("seed") is None else f["seed"] for f in run["folds"]})  # old runs: no per-fold seed
 
 
 def per_fold(run: dict, kind: str, key: str) -> dict[int, float]:

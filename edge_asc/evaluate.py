@@ -922,7 +922,11 @@ def without_empty_scenes(folds: Mapping[str, Sequence[Any]], segment_scene: np.n
     """
     has = np.zeros(n_scenes, dtype=bool)
     has[segment_scene] = True
-    keep = lambda idx: np.asarray(idx, dtype=np.int64)[has[np.asarray(idx, dtype=np.int64)]]  # noqa: E731
+
+    def keep(scenes: np.ndarray) -> np.ndarray:
+        scenes = np.asarray(scenes, dtype=np.int64)
+        return scenes[has[scenes]]
+
     out = {name: [dataclasses.replace(f, train=keep(f.train), test=keep(f.test)) for f in fs] for name, fs in folds.items()}
     return out, np.flatnonzero(~has)
 

@@ -65,9 +65,9 @@ class Conditioner:
 
     def _finite(self, block: np.ndarray) -> np.ndarray:
         """``block`` with NaN and infinite samples replaced by 0 (a copy only when there are any)."""
-        ok = np.isfinite(block)
-        if ok.all():
+        if np.isfinite(block.sum(dtype=np.float64)):  # NaN/inf propagate into the sum: no mask per block
             return block
+        ok = np.isfinite(block)
         bad = int(ok.size - np.count_nonzero(ok))
         self.nonfinite += bad
         now = time.monotonic()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("evaluate", "train", "model", "features")
 FLAG_FIELDS = (  # EvalConfig fields set by the flag of the same name
     "folds", "split_seed", "seeds", "leaky_seeds", "variants", "epochs", "k_max", "neighbours", "class_sizes", "class_draws",
     "class_epochs", "chunk_seconds", "jobs", "threads",
@@ -66,26 +65,14 @@ def load_configs(path: Path | None, args: argparse.Namespace):
     Sections: ``evaluate:`` (EvalConfig) and the trainer's ``train:`` (augment: nested), ``model:`` and
     ``features:``, as ``edge-asc train --config`` reads them (so a run folder's config.yaml works here).
     """
-    import dataclasses
-
     from ..config import ConfigError, from_dict, load_yaml, override
     from ..evaluate import EvalConfig
-    from ..features import FeatureConfig
-    from ..train_config import ModelConfig, TrainConfig
+    from .train import train_config_from_sections
 
     data = load_yaml(path) if path is not None else {}
-    unknown = sorted(set(data) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown section {unknown[0]!r}; accepted sections: {', '.join(SECTIONS)}")
-    train_section = dict(data.get("train") or {})
-    for section in ("model", "features"):
-        if section in train_section:
-            raise ConfigError(f"{path}: give {section}: as a top-level section, not inside train:")
+    train = train_config_from_sections(data, path, extra=("evaluate",))
     try:
         evaluate = from_dict(EvalConfig, data.get("evaluate"), prefix="evaluate.")
-        train = from_dict(TrainConfig, train_section, prefix="train.")
-        model = from_dict(ModelConfig, data.get("model"), prefix="model.")
-        features = from_dict(FeatureConfig, data.get("features"), prefix="features.")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     flags = {name: getattr(args, name) for name in FLAG_FIELDS if hasattr(args, name)}
@@ -94,7 +81,7 @@ def load_configs(path: Path | None, args: argparse.Namespace):
     if getattr(args, "leaky", False):
         flags["leaky"] = True
     evaluate = override(evaluate, **flags)
-    return evaluate, dataclasses.replace(train, model=model, features=features)
+    return evaluate, train
 
 
 def run(args: argparse.Namespace) -> int:

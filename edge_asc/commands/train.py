@@ -60,10 +60,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_file(path: Path) -> TrainConfig:
     """TrainConfig from a YAML file's train:/model:/features: sections; an unknown section is an error."""
-    data = load_yaml(path)
-    unknown = sorted(set(data) - set(SECTIONS))
+    return train_config_from_sections(load_yaml(path), path)
+
+
+def train_config_from_sections(data: dict[str, Any], path: Path | None, extra: tuple[str, ...] = ()) -> TrainConfig:
+    """TrainConfig from a loaded config file's train: (augment: nested), model: and features: sections.
+
+    ``extra`` names further sections the caller reads itself (evaluate:); any other section is an error.
+    Errors name the file and the key.
+    """
+    accepted = extra + SECTIONS
+    unknown = sorted(map(str, set(data) - set(accepted)))
     if unknown:
-        raise ConfigError(f"{path}: unknown section {unknown[0]!r}; accepted sections: {', '.join(SECTIONS)}")
+        raise ConfigError(f"{path}: unknown section {unknown[0]!r}; accepted sections: {', '.join(accepted)}")
     train_section = dict(data.get("train") or {})
     for section in ("model", "features"):
         if section in train_section:
