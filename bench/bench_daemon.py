@@ -69,10 +69,10 @@ def default_size_model(cache: Path) -> Path:
 
     import torch
 
-    from edge_asc.audio_io import read_audio
-    from edge_asc.export import export_onnx
-    from edge_asc.train import fit_scenes
-    from edge_asc.train_config import AugmentConfig, TrainConfig
+    from edge_asc.dsp.audio_io import read_audio
+    from edge_asc.training.export import export_onnx
+    from edge_asc.training.train import fit_scenes
+    from edge_asc.training.config import AugmentConfig, TrainConfig
 
     torch.set_num_threads(1)
     log("training a default-size encoder for one short epoch (no model given)...")
@@ -86,8 +86,8 @@ def default_size_model(cache: Path) -> Path:
 
 def random_index(model: Path, items: int, cache: Path) -> tuple[Path, float]:
     """An index of ``items`` random unit vectors for ``model`` (cached); returns (dir, build seconds)."""
-    from edge_asc.encoder import Encoder
-    from edge_asc.index import SegmentIndex
+    from edge_asc.runtime.encoder import Encoder
+    from edge_asc.runtime.index import SegmentIndex
 
     meta = Encoder(model).meta
     out = cache / f"random-{items}-{meta.sha256[:12]}"
@@ -110,7 +110,7 @@ def bench_audio(seconds: float, cache: Path) -> Path:
     """``seconds`` of real recordings, one after another, 16 kHz mono FLAC."""
     import soundfile as sf
 
-    from edge_asc.audio_io import read_audio
+    from edge_asc.dsp.audio_io import read_audio
 
     path = cache / f"bench-audio-{int(seconds)}s.flac"
     if not path.exists():
@@ -258,9 +258,9 @@ def live_run(model: Path, index: Path, audio: Path, readers: int, stuck: bool, w
 
 def stage_cpu_times(model: Path, index: Path, audio: Path) -> np.ndarray:
     """(n_segments, 4) thread CPU ms of features, encoder, search, total: the pipeline's calls, in this process."""
-    from edge_asc.audio_io import read_audio
-    from edge_asc.features import FeatureExtractor, Segmenter
-    from edge_asc.pipeline import load_artifacts
+    from edge_asc.dsp.audio_io import read_audio
+    from edge_asc.dsp.features import FeatureExtractor, Segmenter
+    from edge_asc.runtime.pipeline import load_artifacts
 
     encoder, idx = load_artifacts(model, index)
     fc = encoder.meta.feature_config
@@ -316,7 +316,7 @@ def main() -> int:
 
     model = args.model or (default_model_path() if default_model_path().is_file() else default_size_model(args.cache))
     if args.index is not None:
-        from edge_asc.index import SegmentIndex
+        from edge_asc.runtime.index import SegmentIndex
 
         index, build_s = args.index, 0.0
         args.items = len(SegmentIndex.load(args.index))

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python bench/bench_encoder_index.py --sizes 100000,1000000 --json bench/results/encoder_index.json
 
-* Encoder: ``edge_asc.encoder.Encoder(threads=1).embed`` on one segment at a time (batch 1), median and
+* Encoder: ``edge_asc.runtime.encoder.Encoder(threads=1).embed`` on one segment at a time (batch 1), median and
   p99 over ``--encoder-runs`` calls on real features of the DCASE fixture clip. Without ``--model`` an
   untrained encoder of the default size (hidden 64, D = 129) is exported first (torch needed); untrained
   weights cost exactly what trained ones do.
@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_asc.encoder import Encoder, ModelMeta
-from edge_asc.features import FeatureConfig, FeatureExtractor
-from edge_asc.index import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, SegmentIndex
+from edge_asc.runtime.encoder import Encoder, ModelMeta
+from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
+from edge_asc.runtime.index import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, SegmentIndex
 
 FIXTURE_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 LOWRANK_DIM = 16
@@ -79,13 +79,13 @@ class IndexResult:
 
 
 def default_model(tmp: Path) -> Path:
-    """Export an untrained default-size encoder (hidden 64, audio variant) with edge_asc.export."""
+    """Export an untrained default-size encoder (hidden 64, audio variant) with edge_asc.training.export."""
     import torch
 
-    from edge_asc.export import export_onnx
-    from edge_asc.model import Encoder as TorchEncoder
-    from edge_asc.train import TrainedModel
-    from edge_asc.train_config import TrainConfig
+    from edge_asc.training.export import export_onnx
+    from edge_asc.training.model import Encoder as TorchEncoder
+    from edge_asc.training.train import TrainedModel
+    from edge_asc.training.config import TrainConfig
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -96,7 +96,7 @@ def default_model(tmp: Path) -> Path:
 
 def fixture_features(cfg: FeatureConfig, n: int) -> np.ndarray:
     """(n, 20, 52) features of real audio (the DCASE fixture clip, repeated), or of noise without it."""
-    from edge_asc.audio_io import read_audio
+    from edge_asc.dsp.audio_io import read_audio
 
     clips = sorted(FIXTURE_DIR.glob("*.wav")) + sorted(FIXTURE_DIR.glob("*.flac"))
     if clips:
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             model = args.model or default_model(Path(tmp))
             encoder = bench_encoder(model, args.encoder_runs)
             if args.model is None:
-                encoder["model"] = "untrained default encoder (hidden 64, audio variant), exported by edge_asc.export"
+                encoder["model"] = "untrained default encoder (hidden 64, audio variant), exported by edge_asc.training.export"
         print(f"encoder: median {encoder['median_ms']:.4f} ms, p99 {encoder['p99_ms']:.4f} ms per segment", flush=True)
 
     results = []

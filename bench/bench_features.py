@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_asc.audio_io import read_audio
-from edge_asc.datasets import load_dataset
-from edge_asc.features import AMIN, ROLLOFF, FeatureConfig, FeatureExtractor
+from edge_asc.dsp.audio_io import read_audio
+from edge_asc.training.datasets import load_dataset
+from edge_asc.dsp.features import AMIN, ROLLOFF, FeatureConfig, FeatureExtractor
 
 DEFAULT_DATA = next(
     (p for p in (Path(__file__).resolve().parents[2] / "shared" / "data" / "ambient13", Path("/work/shared/data/ambient13")) if p.is_dir()),

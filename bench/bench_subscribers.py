@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_asc.protocol import Hello, Neighbour, Ping, Segment, Subscribe
-from edge_asc.server import EventServer
+from edge_asc.protocol.messages import Hello, Neighbour, Ping, Segment, Subscribe
+from edge_asc.protocol.server import EventServer
 
 LABELS = tuple(f"scene_{i:02d}" for i in range(13))
 INDEX_RE = re.compile(rb'"type":"segment","v":1,"index":(\d+)')

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge_asc.datasets import load_dataset
-from edge_asc.train import TrainConfig, train
+from edge_asc.training.datasets import load_dataset
+from edge_asc.training.train import TrainConfig, train
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python bench/quick_eval.py --data ../shared/data/ambient13 --epochs 30 \
         --set augment.mix_prob=0.0 --set model.hidden_size=128
 
-Per fold: train on the fold's training scenes (edge_asc.train.fit_scenes, the trainer's own recipe),
+Per fold: train on the fold's training scenes (edge_asc.training.train.fit_scenes, the trainer's own recipe),
 embed every segment of both sides, classify each test segment by its nearest training segment (exact
 L2), then score first-segment accuracy (position 0 of each test scene), mean segment accuracy (every
 position), and all-segments accuracy (majority over the scene). The no-learning baseline (mean and std
@@ -28,10 +28,10 @@ import numpy as np
 import yaml
 
 from edge_asc.config import from_dict, to_dict
-from edge_asc.datasets import extract_segments, load_dataset, load_scene_audio, split_by_recording
-from edge_asc.features import FeatureExtractor
-from edge_asc.index import select_per_label
-from edge_asc.train import TrainConfig, fit_scenes
+from edge_asc.training.datasets import extract_segments, load_dataset, load_scene_audio, split_by_recording
+from edge_asc.dsp.features import FeatureExtractor
+from edge_asc.runtime.index import select_per_label
+from edge_asc.training.train import TrainConfig, fit_scenes
 
 log = logging.getLogger("quick_eval")
 
@@ -127,7 +127,7 @@ def main() -> int:
     ap.add_argument("--name", default="")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("edge_asc.datasets",):
+    for noisy in ("edge_asc.training.datasets",):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     config = apply_sets(TrainConfig(), args.set)

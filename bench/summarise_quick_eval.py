@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from edge_asc.config import to_dict
-from edge_asc.train_config import TrainConfig
+from edge_asc.training.config import TrainConfig
 
 IGNORED = {"threads", "seed", "epochs"}  # not part of the recipe
 

@@ -12,8 +12,8 @@ import importlib
 import logging
 import sys
 
-from . import __version__
-from .config import ConfigError
+from edge_asc import __version__
+from edge_asc.config import ConfigError
 
 log = logging.getLogger(__name__)
 

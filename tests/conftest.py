@@ -1,9 +1,9 @@
 """Shared fixtures: a tiny real model and index, trained in seconds on real ambient13 recordings.
 
 ``tiny_artifacts`` trains a small encoder (hidden 16, a few epochs) on the first seconds of one
-recording of each of three classes, exports it to ONNX with edge_asc.export, embeds every training
+recording of each of three classes, exports it to ONNX with edge_asc.training.export, embeds every training
 segment with the exported model (the runtime path, onnxruntime) and builds an index with
-edge_asc.index. It also writes short test clips (later seconds of the same recordings) as FLAC files.
+edge_asc.runtime.index. It also writes short test clips (later seconds of the same recordings) as FLAC files.
 Only this fixture imports torch; the daemon under test never does.
 """
 
@@ -55,7 +55,7 @@ class TinyArtifacts:
 
 
 def _read(rel: str, offset: float, seconds: float, rate: int) -> np.ndarray:
-    from edge_asc.audio_io import read_audio
+    from edge_asc.dsp.audio_io import read_audio
 
     audio = read_audio(DATA / rel, rate)
     a = int(offset * rate)
@@ -66,12 +66,12 @@ def build_tiny_artifacts(out: Path, seed: int = 0) -> TinyArtifacts:
     import soundfile as sf
     import torch
 
-    from edge_asc.encoder import Encoder
-    from edge_asc.export import export_onnx
-    from edge_asc.features import FeatureExtractor
-    from edge_asc.index import SegmentIndex
-    from edge_asc.train import fit_scenes
-    from edge_asc.train_config import AugmentConfig, ModelConfig, TrainConfig
+    from edge_asc.runtime.encoder import Encoder
+    from edge_asc.training.export import export_onnx
+    from edge_asc.dsp.features import FeatureExtractor
+    from edge_asc.runtime.index import SegmentIndex
+    from edge_asc.training.train import fit_scenes
+    from edge_asc.training.config import AugmentConfig, ModelConfig, TrainConfig
 
     torch.set_num_threads(1)
     labels = tuple(label for label, _ in TINY_CLASSES)

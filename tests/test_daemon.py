@@ -14,10 +14,10 @@ import time
 import numpy as np
 import pytest
 
-from edge_asc.audio_io import iter_audio, read_audio
-from edge_asc.client import Client
-from edge_asc.decision import DecisionPolicy
-from edge_asc.protocol import Error, Hello, Scene, Status
+from edge_asc.dsp.audio_io import iter_audio, read_audio
+from edge_asc.protocol.client import Client
+from edge_asc.runtime.decision import DecisionPolicy
+from edge_asc.protocol.messages import Error, Hello, Scene, Status
 
 from conftest import WRAPPER
 
@@ -48,7 +48,7 @@ def _read_until_closed(client: Client, timeout: float = 30.0) -> list:
 
 
 def _pipeline_run(art, blocks, k, mode):
-    from edge_asc.pipeline import Pipeline, load_artifacts
+    from edge_asc.runtime.pipeline import Pipeline, load_artifacts
 
     encoder, index = load_artifacts(art.model, art.index)
     pipeline = Pipeline(encoder, index, DecisionPolicy(len(encoder.meta.labels), k, mode))
@@ -78,7 +78,7 @@ def test_segments_and_decisions_do_not_depend_on_block_size(tiny_artifacts, k, m
 
 @pytest.mark.parametrize("blocksize,k,mode", [(37, 3, "window"), (4096, 2, "sliding")])
 def test_file_source_over_the_socket_gives_classify_decisions(tiny_artifacts, runtime_env, tmp_path, daemons, blocksize, k, mode):
-    from edge_asc.encoder import Encoder
+    from edge_asc.runtime.encoder import Encoder
 
     art, clip = tiny_artifacts, tiny_artifacts.clips["rain"]
     offline = _cli(runtime_env, "classify", str(clip), "--json", "--k", str(k), "--mode", mode, *_artifact_args(art))
@@ -248,10 +248,10 @@ def test_a_client_that_never_reads_loses_its_oldest_events_and_delays_nobody(tin
 
 
 def test_a_lost_source_is_reported_retried_and_back(tiny_artifacts, tmp_path):
-    from edge_asc.daemon import Daemon
-    from edge_asc.daemon_config import apply_overrides, DaemonConfig
-    from edge_asc.pipeline import load_artifacts
-    from edge_asc.sources import SourceError, StdinSource
+    from edge_asc.daemon.daemon import Daemon
+    from edge_asc.daemon.config import apply_overrides, DaemonConfig
+    from edge_asc.runtime.pipeline import load_artifacts
+    from edge_asc.daemon.sources import SourceError, StdinSource
 
     class FlakyPipe(StdinSource):
         """PCM from a pipe that behaves like a microphone: not there at first, unplugged later."""
@@ -333,7 +333,7 @@ def test_a_lost_source_is_reported_retried_and_back(tiny_artifacts, tmp_path):
 def test_a_float_wav_with_nan_neither_crashes_classify_nor_the_pipeline(tiny_artifacts, runtime_env, tmp_path):
     import soundfile as sf
 
-    from edge_asc.pipeline import Conditioner, Pipeline, load_artifacts
+    from edge_asc.runtime.pipeline import Conditioner, Pipeline, load_artifacts
 
     audio = read_audio(tiny_artifacts.clips["rain"], 16000)[:16000 * 3]
     audio[1000], audio[20000], audio[30000] = np.nan, np.inf, -np.inf
@@ -369,16 +369,16 @@ def test_an_explicit_log_level_wins_over_the_config_file(tiny_artifacts, tmp_pat
 
 
 def test_growing_overflows_are_logged_at_most_once_per_interval(tiny_artifacts, tmp_path, monkeypatch, caplog):
-    from edge_asc import daemon as daemonmod
-    from edge_asc.daemon_config import DaemonConfig, apply_overrides
-    from edge_asc.pipeline import load_artifacts
-    from edge_asc.sources import FileSource
+    from edge_asc.daemon import daemon as daemonmod
+    from edge_asc.daemon.config import DaemonConfig, apply_overrides
+    from edge_asc.runtime.pipeline import load_artifacts
+    from edge_asc.daemon.sources import FileSource
 
     cfg = apply_overrides(DaemonConfig(), {"server.socket": str(tmp_path / "d.sock")})
     encoder, index = load_artifacts(tiny_artifacts.model, tiny_artifacts.index)
     source = FileSource(tiny_artifacts.clips["rain"], 16000)
     d = daemonmod.Daemon(cfg, encoder, index, source)
-    with caplog.at_level("WARNING", logger="edge_asc.daemon"):
+    with caplog.at_level("WARNING", logger="edge_asc.daemon.daemon"):
         d._warn_overflows()  # none yet: nothing to say
         source.input_overflows = 3
         d._warn_overflows()

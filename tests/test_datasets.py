@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from edge_asc.audio_io import read_audio
-from edge_asc.datasets import (
+from edge_asc.dsp.audio_io import read_audio
+from edge_asc.training.datasets import (
     Dataset,
     DatasetError,
     Scene,
@@ -29,7 +29,7 @@ from edge_asc.datasets import (
     recordings_on_both_sides,
     split_by_recording,
 )
-from edge_asc.features import FeatureConfig, FeatureExtractor
+from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
 
 SR = 16000
 SEG = FeatureConfig().segment_samples  # 4800
@@ -101,7 +101,7 @@ def folder_tree(tmp_path: Path) -> Path:
 
 
 def test_folder_layout_labels_chunks_and_skips(folder_tree: Path, caplog):
-    with caplog.at_level(logging.WARNING, logger="edge_asc.datasets"):
+    with caplog.at_level(logging.WARNING, logger="edge_asc.training.datasets"):
         ds = load_dataset(folder_tree)
     assert ds.layout == "folder"
     assert ds.labels == ("beach", "bus")
@@ -306,7 +306,7 @@ def test_decode_failure_is_skipped_mid_run(tmp_path: Path, caplog):
     write_tone(root / "b" / "ok2.wav", 1.0)
     ds = load_dataset(root)
     assert len(ds.scenes) == 3 and not ds.skipped
-    with caplog.at_level(logging.WARNING, logger="edge_asc.datasets"):
+    with caplog.at_level(logging.WARNING, logger="edge_asc.training.datasets"):
         segs = extract_segments(ds, FeatureExtractor())
     assert [p.name for p, _ in ds.skipped] == ["nan.wav"]
     assert "NaN" in ds.skipped[0][1]

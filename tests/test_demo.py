@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from edge_asc.demo import DEMO_DIR, load_clips, run_demo, true_scene
+from edge_asc.commands.demo import DEMO_DIR, load_clips, run_demo, true_scene
 
 
 def test_bundled_clips_are_real_and_attributed():

@@ -230,9 +230,9 @@ def test_memory_deny_write_execute_matches_what_the_runtime_tolerates(tiny_artif
             out["wx_mmap"] = True
         except OSError:
             out["wx_mmap"] = False
-        from edge_asc.encoder import Encoder
-        from edge_asc.features import FeatureExtractor
-        from edge_asc.index import SegmentIndex
+        from edge_asc.runtime.encoder import Encoder
+        from edge_asc.dsp.features import FeatureExtractor
+        from edge_asc.runtime.index import SegmentIndex
         enc = Encoder(sys.argv[1])
         index = SegmentIndex.load(sys.argv[2], enc.meta)
         feats = FeatureExtractor(enc.meta.feature_config).signal_features(np.random.default_rng(0).standard_normal(16000).astype(np.float32))

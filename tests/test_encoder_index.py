@@ -1,6 +1,6 @@
 """The runtime ONNX encoder reader, the hnswlib segment index with its manifest, and edge-asc build-index.
 
-Real ONNX files come from edge_asc.export.export_onnx (small untrained encoders, hidden size 8, D = 17);
+Real ONNX files come from edge_asc.training.export.export_onnx (small untrained encoders, hidden size 8, D = 17);
 real hnswlib graphs are built, written and read back; save failures are real (a file-size limit).
 """
 
@@ -21,18 +21,18 @@ import yaml
 
 from edge_asc.cli import main as cli_main
 from edge_asc.config import ConfigError
-from edge_asc.datasets import extract_segments, load_dataset
-from edge_asc.encoder import ArtifactError, Encoder, ModelMeta, file_sha256
-from edge_asc.features import FeatureConfig, FeatureExtractor
-from edge_asc.index import (
+from edge_asc.training.datasets import extract_segments, load_dataset
+from edge_asc.runtime.encoder import ArtifactError, Encoder, ModelMeta, file_sha256
+from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
+from edge_asc.runtime.index import (
     INDEX_FILE,
     ITEMS_FILE,
     MANIFEST_FILE,
     ArtifactMismatch,
     SegmentIndex,
-    build_index_from_dataset,
     select_per_label,
 )
+from edge_asc.training.build_index import build_index_from_dataset
 
 LABELS = ("alpha", "beta", "gamma")
 HIDDEN = 8
@@ -43,13 +43,13 @@ D = 2 * HIDDEN + 1  # audio variant: [h'; h'']
 
 
 def export_tiny(path: Path, labels=LABELS, features: FeatureConfig | None = None, seed: int = 0) -> Path:
-    """A real exported ONNX encoder (untrained, hidden size 8) via edge_asc.export.export_onnx."""
+    """A real exported ONNX encoder (untrained, hidden size 8) via edge_asc.training.export.export_onnx."""
     import torch
 
-    from edge_asc.export import export_onnx
-    from edge_asc.model import Encoder as TorchEncoder
-    from edge_asc.train import TrainedModel
-    from edge_asc.train_config import ModelConfig, TrainConfig
+    from edge_asc.training.export import export_onnx
+    from edge_asc.training.model import Encoder as TorchEncoder
+    from edge_asc.training.train import TrainedModel
+    from edge_asc.training.config import ModelConfig, TrainConfig
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -267,7 +267,7 @@ def test_save_replaces_an_existing_index_and_leaves_nothing_behind(encoder, tmp_
 
 def test_save_without_an_atomic_exchange_and_through_a_symlink(encoder, tmp_path, monkeypatch):
     """Where renameat2(RENAME_EXCHANGE) is missing (not Linux, old kernels), the old index is moved aside first."""
-    import edge_asc.index as index_module
+    import edge_asc.runtime.index as index_module
 
     SegmentIndex.build(*random_items(100, seed=1), encoder.meta, M=8, ef_construction=20).save(tmp_path / "v1")
     (tmp_path / "current").symlink_to("v1")
@@ -307,8 +307,8 @@ def test_failed_save_leaves_the_previous_index_intact(encoder, models, tmp_path,
         f"""
         import resource, signal, sys
         import numpy as np
-        from edge_asc.encoder import Encoder
-        from edge_asc.index import SegmentIndex
+        from edge_asc.runtime.encoder import Encoder
+        from edge_asc.runtime.index import SegmentIndex
         meta = Encoder({str(models["base"])!r}).meta
         rng = np.random.default_rng(0)
         n = 20000

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from edge_asc.baselines import NoLearningBaseline, Standardiser, exact_neighbours, segment_statistics
-from edge_asc.decision import DecisionPolicy, Vote
-from edge_asc.evaluate import (
+from edge_asc.evaluation.baselines import NoLearningBaseline, Standardiser, exact_neighbours, segment_statistics
+from edge_asc.runtime.decision import DecisionPolicy, Vote
+from edge_asc.evaluation.evaluate import (
     GROUPED,
     LEAKY,
     EvalConfig,
@@ -208,7 +208,7 @@ def synthetic_data(tmp_path_factory) -> Path:
 
 
 def _tiny_train_config():
-    from edge_asc.train_config import AugmentConfig, ModelConfig, TrainConfig
+    from edge_asc.training.config import AugmentConfig, ModelConfig, TrainConfig
 
     return dataclasses.replace(
         TrainConfig(),
@@ -315,7 +315,7 @@ def test_report_arithmetic_matches_the_stored_decisions(evaluation):
 
 
 def test_folds_are_grouped_by_recording_and_the_leaky_split_is_flagged(evaluation, synthetic_data):
-    from edge_asc.datasets import load_dataset
+    from edge_asc.training.datasets import load_dataset
 
     out, report = evaluation
     dataset = load_dataset(synthetic_data, chunk_seconds=CHUNK_SECONDS)
@@ -365,7 +365,7 @@ def test_rerun_reuses_finished_units_and_recomputes_missing_ones(evaluation, syn
 
 
 def test_scenes_without_segments_leave_every_fold():
-    from edge_asc.datasets import Fold
+    from edge_asc.training.datasets import Fold
 
     folds = {"grouped": [Fold("a", np.array([0, 1, 2]), np.array([3, 4])), Fold("b", np.array([3, 4]), np.array([0, 1, 2]))]}
     segment_scene = np.array([0, 0, 2, 3, 3, 3])  # scenes 1 and 4 gave no segment
@@ -378,7 +378,7 @@ def test_scenes_without_segments_leave_every_fold():
 
 def test_options_at_their_neutral_value_leave_the_unit_fingerprint_unchanged():
     from edge_asc.config import to_dict
-    from edge_asc.train_config import AugmentConfig, ModelConfig, TrainConfig
+    from edge_asc.training.config import AugmentConfig, ModelConfig, TrainConfig
 
     base = train_fingerprint(to_dict(TrainConfig()))
     # finished units predate these options: at their neutral value they are not part of the fingerprint

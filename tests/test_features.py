@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_asc.audio_io import read_audio
-from edge_asc.features import (
+from edge_asc.dsp.audio_io import read_audio
+from edge_asc.dsp.features import (
     AMIN,
     HPSS_NAMES,
     MEDIAN_NETWORKS,

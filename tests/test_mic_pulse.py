@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_asc.client import Client
-from edge_asc.protocol import Error, Scene
+from edge_asc.protocol.client import Client
+from edge_asc.protocol.messages import Error, Scene
 
 from conftest import WRAPPER
 from test_daemon import _artifact_args

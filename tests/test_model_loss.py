@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from edge_asc.augment import Augmenter, mix_at_snr, random_eq, random_gain, random_shift
-from edge_asc.loss import Triplets, audio_loss, mine_triplets, squared_distances, triplet_loss, triplet_losses
-from edge_asc.model import Encoder
-from edge_asc.train_config import AugmentConfig, ModelConfig
+from edge_asc.training.augment import Augmenter, mix_at_snr, random_eq, random_gain, random_shift
+from edge_asc.training.loss import Triplets, audio_loss, mine_triplets, squared_distances, triplet_loss, triplet_losses
+from edge_asc.training.model import Encoder
+from edge_asc.training.config import AugmentConfig, ModelConfig
 
 torch.set_num_threads(1)
 
@@ -240,7 +240,7 @@ def test_input_clip_bounds_the_normalised_features():
 
 
 def test_robust_normalisation_ignores_stream_start_outliers():
-    from edge_asc.train import normalization
+    from edge_asc.training.train import normalization
 
     rng = np.random.default_rng(0)
     feats = rng.normal(5.0, 2.0, (500, 20, 52)).astype(np.float32)

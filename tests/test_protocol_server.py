@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_asc import protocol
-from edge_asc.client import Client, DaemonNotRunning, iter_events
-from edge_asc.protocol import (
+from edge_asc.protocol import messages as protocol
+from edge_asc.protocol.client import Client, DaemonNotRunning, iter_events
+from edge_asc.protocol.messages import (
     Error,
     Event,
     Hello,
@@ -38,7 +38,8 @@ from edge_asc.protocol import (
     Subscribe,
     UnknownTypeError,
 )
-from edge_asc.server import EventServer, ServerError, default_socket_path, parse_uri
+from edge_asc.protocol.addresses import ServerError, default_socket_path, parse_uri
+from edge_asc.protocol.server import EventServer
 
 LABELS = ("beach", "bus", "cafe/restaurant", "city_center", "forest_path")
 TIMEOUT = 5.0
@@ -321,7 +322,7 @@ def test_a_file_that_is_not_a_socket_is_not_replaced(sock_dir):
 
 
 def test_the_tmp_fallback_directory_is_private_or_refused(sock_dir, monkeypatch):
-    from edge_asc import server as servermod
+    from edge_asc.protocol import addresses as servermod
 
     monkeypatch.setattr(servermod, "TMP_ROOT", sock_dir)
     private = servermod.tmp_socket_dir()
@@ -351,8 +352,8 @@ def test_the_tmp_fallback_directory_is_private_or_refused(sock_dir, monkeypatch)
 
 
 def test_the_client_only_trusts_a_private_tmp_fallback_directory(sock_dir, monkeypatch):
-    from edge_asc import server as servermod
-    from edge_asc.client import find_socket_path
+    from edge_asc.protocol import addresses as servermod
+    from edge_asc.protocol.client import find_socket_path
 
     monkeypatch.setattr(servermod, "TMP_ROOT", sock_dir)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
@@ -565,7 +566,7 @@ def test_stats_and_publish_checks(sock_dir):
 
 
 def test_the_client_side_imports_no_training_libraries():
-    code = "import sys, edge_asc.protocol, edge_asc.server, edge_asc.client, edge_asc.commands.listen; print(sorted({'torch', 'librosa', 'matplotlib'} & set(sys.modules)))"
+    code = "import sys, edge_asc.protocol.messages, edge_asc.protocol.server, edge_asc.protocol.client, edge_asc.commands.listen; print(sorted({'torch', 'librosa', 'matplotlib'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

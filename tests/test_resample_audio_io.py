@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from edge_asc.audio_io import AudioFileError, audio_info, iter_audio, read_audio, to_mono
-from edge_asc.resample import StreamResampler, resample
+from edge_asc.dsp.audio_io import AudioFileError, audio_info, iter_audio, read_audio, to_mono
+from edge_asc.dsp.resample import StreamResampler, resample
 
 SHARED = next((p for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")) if p.is_dir()), Path("shared"))
 FIXTURE = SHARED / "fixtures" / "dcase_acoustic_scene_44k_stereo.wav"

@@ -14,14 +14,14 @@ import pytest
 import yaml
 
 from edge_asc import config as cfgmod
-from edge_asc.audio_io import read_audio
+from edge_asc.dsp.audio_io import read_audio
 from edge_asc.config import ConfigError
-from edge_asc.daemon_config import DaemonConfig, SourceSpec, apply_overrides, dump_yaml, load_config, reference_rows
-from edge_asc.decision import Decision, DecisionPolicy, Vote, vote
-from edge_asc.pipeline import Conditioner
-from edge_asc.ring import RingBuffer
-from edge_asc.sdnotify import Notifier
-from edge_asc.sources import FileSource, InputDevice, SourceError, StdinSource, find_input_device
+from edge_asc.daemon.config import DaemonConfig, SourceSpec, apply_overrides, dump_yaml, load_config, reference_rows
+from edge_asc.runtime.decision import Decision, DecisionPolicy, Vote, vote
+from edge_asc.runtime.pipeline import Conditioner
+from edge_asc.daemon.ring import RingBuffer
+from edge_asc.daemon.sdnotify import Notifier
+from edge_asc.daemon.sources import FileSource, InputDevice, SourceError, StdinSource, find_input_device
 
 REPO = Path(__file__).resolve().parents[1]
 DCASE = Path("/work/shared/fixtures/dcase_acoustic_scene_44k_stereo.wav")
@@ -94,7 +94,7 @@ def test_ring_records_suffice_for_a_full_ring_of_small_blocks():
 
 
 def test_overflow_count_keeps_its_total_across_reopens():
-    from edge_asc.sources import Source
+    from edge_asc.daemon.sources import Source
 
     class Reopened(Source):  # the bookkeeping of every source: a microphone reopens like this
         def open(self):
@@ -125,7 +125,7 @@ def test_portaudio_rescan_initialises_again_after_a_failed_initialisation():
     terminating again would raise paNotInitialized forever, so the rescan must only initialise."""
     import sounddevice as sd
 
-    from edge_asc.sources import _reinitialize_portaudio
+    from edge_asc.daemon.sources import _reinitialize_portaudio
 
     _reinitialize_portaudio(sd)  # initialised: terminate + initialise
     assert sd._initialized == 1
@@ -144,7 +144,7 @@ def test_conditioner_replaces_nan_and_inf_samples_counts_and_warns_once(caplog):
     cond = Conditioner(16000, 16000, "mic:test")
     block = np.ones((100, 2), dtype=np.float32)
     block[3, 0], block[7, 1], block[9] = np.nan, np.inf, -np.inf
-    with caplog.at_level("WARNING", logger="edge_asc.pipeline"):
+    with caplog.at_level("WARNING", logger="edge_asc.runtime.pipeline"):
         out = cond.process(block)
         again = cond.process(block)
     assert np.isfinite(out).all() and np.isfinite(again).all()
@@ -289,8 +289,8 @@ def test_conditioner_matches_reading_the_file(block):
     data = data[: 3 * rate]
     cond = Conditioner(rate, 16000)
     live = np.concatenate([cond.process(data[i : i + block]) for i in range(0, data.shape[0], block)] + [cond.flush()])
-    from edge_asc.audio_io import to_mono
-    from edge_asc.resample import resample
+    from edge_asc.dsp.audio_io import to_mono
+    from edge_asc.dsp.resample import resample
 
     np.testing.assert_array_equal(live, resample(to_mono(data), rate, 16000))
 

@@ -16,10 +16,10 @@ import torch
 from edge_asc import __version__
 from edge_asc.cli import main as cli_main
 from edge_asc.config import ConfigError
-from edge_asc.export import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, VERIFY_ATOL, export_onnx
-from edge_asc.features import FeatureConfig, FeatureExtractor
-from edge_asc.model import Encoder
-from edge_asc.train import CHECKPOINT_NAME, AugmentConfig, ModelConfig, TrainConfig, fit_scenes, fit_segments, load_checkpoint
+from edge_asc.training.export import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, VERIFY_ATOL, export_onnx
+from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
+from edge_asc.training.model import Encoder
+from edge_asc.training.train import CHECKPOINT_NAME, AugmentConfig, ModelConfig, TrainConfig, fit_scenes, fit_segments, load_checkpoint
 
 torch.set_num_threads(1)
 
@@ -264,7 +264,7 @@ def test_train_help_shows_defaults(capsys):
 
 
 def test_batches_balance_classes_and_recordings():
-    from edge_asc.train import class_balanced_batches
+    from edge_asc.training.train import class_balanced_batches
 
     # class 0: recording 0 has 1000 segments, recording 1 has 10; class 1: 30 segments of recording 2
     labels = np.array([0] * 1010 + [1] * 30)

@@ -15,15 +15,15 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..config import ConfigError, from_dict, load_yaml, override
-from ..index import IndexConfig
+from edge_asc.config import ConfigError, from_dict, load_yaml, override
+from edge_asc.runtime.index import IndexConfig
 
 log = logging.getLogger(__name__)
 
 HELP = "embed a dataset's segments with an ONNX encoder and build the hnswlib index the daemon searches"
 SECTION = "index"
 OTHER_SECTIONS = ("train", "model", "features")  # read by edge-asc train; ignored here
-LAYOUTS = ("auto", "folder", "dcase2016", "dcase2018")  # as edge_asc.datasets.LAYOUTS
+LAYOUTS = ("auto", "folder", "dcase2016", "dcase2018")  # as edge_asc.training.datasets.LAYOUTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,9 +66,9 @@ def config_from_args(args: argparse.Namespace) -> IndexConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..datasets import DatasetError, load_dataset
-    from ..encoder import ArtifactError, Encoder
-    from ..index import build_index_from_dataset
+    from edge_asc.training.datasets import DatasetError, load_dataset
+    from edge_asc.runtime.encoder import ArtifactError, Encoder
+    from edge_asc.training.build_index import build_index_from_dataset
 
     config = config_from_args(args)
     try:

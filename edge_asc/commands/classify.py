@@ -30,13 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..audio_io import AudioFileError, iter_audio
-    from ..daemon_config import load_config
-    from ..decision import DecisionPolicy, vote
-    from ..encoder import ArtifactError
-    from ..pipeline import Pipeline, load_artifacts, scene_event
+    from edge_asc.dsp.audio_io import AudioFileError, iter_audio
+    from edge_asc.daemon.config import load_config
+    from edge_asc.runtime.decision import DecisionPolicy, vote
+    from edge_asc.runtime.encoder import ArtifactError
+    from edge_asc.daemon.events import scene_event
+    from edge_asc.runtime.pipeline import Pipeline, load_artifacts
 
-    from .run import _opt
+    from edge_asc.commands.run import _opt
 
     cfg = load_config(
         _opt(args, "config"),

@@ -29,7 +29,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..evaluate import EvalConfig  # numpy only
+    from edge_asc.evaluation.evaluate import EvalConfig  # numpy only
 
     d = EvalConfig()
     S = argparse.SUPPRESS  # absent flags do not override the file
@@ -65,9 +65,9 @@ def load_configs(path: Path | None, args: argparse.Namespace):
     Sections: ``evaluate:`` (EvalConfig) and the trainer's ``train:`` (augment: nested), ``model:`` and
     ``features:``, as ``edge-asc train --config`` reads them (so a run folder's config.yaml works here).
     """
-    from ..config import ConfigError, from_dict, load_yaml, override
-    from ..evaluate import EvalConfig
-    from .train import train_config_from_sections
+    from edge_asc.config import ConfigError, from_dict, load_yaml, override
+    from edge_asc.evaluation.evaluate import EvalConfig
+    from edge_asc.commands.train import train_config_from_sections
 
     data = load_yaml(path) if path is not None else {}
     train = train_config_from_sections(data, path, extra=("evaluate",))
@@ -85,8 +85,8 @@ def load_configs(path: Path | None, args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..datasets import DatasetError
-    from ..evaluate import run_evaluation
+    from edge_asc.training.datasets import DatasetError
+    from edge_asc.evaluation.evaluate import run_evaluation
 
     config, train_config = load_configs(args.config, args)
     command = shlex.join(["edge-asc", *sys.argv[1:]])

@@ -12,7 +12,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 HELP = "export a trained encoder (run folder or checkpoint.pt) to ONNX with its labels and feature settings"
-OPSET = 17  # as edge_asc.export.OPSET
+OPSET = 17  # as edge_asc.training.export.OPSET
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export_onnx
+    from edge_asc.training.export import export_onnx
 
     try:
         export_onnx(args.run_dir, args.out, opset=args.opset)

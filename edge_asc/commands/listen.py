@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def _event_list(text: str) -> tuple[str, ...]:
-    from ..protocol import STREAM_EVENTS
+    from edge_asc.protocol.messages import STREAM_EVENTS
 
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     for name in names:
@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..client import Client, DaemonNotRunning
-    from ..protocol import ProtocolError
+    from edge_asc.protocol.client import Client, DaemonNotRunning
+    from edge_asc.protocol.messages import ProtocolError
 
     uri = f"tcp://{args.tcp}" if args.tcp else args.socket
     client = Client(uri, timeout=args.timeout)

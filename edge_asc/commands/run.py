@@ -67,8 +67,8 @@ def overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import configure_logging
-    from ..daemon_config import dump_yaml, load_config
+    from edge_asc.cli import configure_logging
+    from edge_asc.daemon.config import dump_yaml, load_config
 
     if args.dump_config:
         sys.stdout.write(dump_yaml())
@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "log_level", None) is None and cfg.log_level != "INFO":
         configure_logging(cfg.log_level)  # the file's level, unless --log-level was given (even --log-level INFO)
 
-    from ..encoder import ArtifactError
-    from ..pipeline import load_artifacts
-    from ..sources import SourceError, make_source
+    from edge_asc.runtime.encoder import ArtifactError
+    from edge_asc.runtime.pipeline import load_artifacts
+    from edge_asc.daemon.sources import SourceError, make_source
 
     try:
         encoder, index = load_artifacts(cfg.model_path(), cfg.index_path(), cfg.inference.threads, cfg.inference.ef)
@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
 
-    from ..daemon import Daemon
-    from ..server import ServerError
+    from edge_asc.daemon.daemon import Daemon
+    from edge_asc.protocol.server import ServerError
 
     try:
         daemon = Daemon(cfg, encoder, index, source)  # checks the settings against the model and index

@@ -24,15 +24,15 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigError, from_dict, load_yaml, override, to_dict
-from ..features import FeatureConfig
-from ..train_config import VARIANTS, ModelConfig, TrainConfig
+from edge_asc.config import ConfigError, from_dict, load_yaml, override, to_dict
+from edge_asc.dsp.features import FeatureConfig
+from edge_asc.training.config import VARIANTS, ModelConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
 HELP = "train an encoder on labelled recordings (progress per epoch, checkpoints, --resume)"
 SECTIONS = ("train", "model", "features")
-LAYOUTS = ("auto", "folder", "dcase2016", "dcase2018")  # as edge_asc.datasets.LAYOUTS
+LAYOUTS = ("auto", "folder", "dcase2016", "dcase2018")  # as edge_asc.training.datasets.LAYOUTS
 CONFIG_NAME = "config.yaml"  # the effective settings, written beside the checkpoint
 
 
@@ -111,8 +111,8 @@ def write_config(path: Path, config: TrainConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..datasets import DatasetError, load_dataset
-    from ..train import CHECKPOINT_NAME, load_checkpoint, train
+    from edge_asc.training.datasets import DatasetError, load_dataset
+    from edge_asc.training.train import CHECKPOINT_NAME, load_checkpoint, train
 
     if args.resume:
         ckpt = args.out / CHECKPOINT_NAME
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         write_config(args.out / CONFIG_NAME, trained.config)  # only once the checkpoint accepted the settings
     log.info("checkpoint: %s (%d epochs)", trained.path, trained.epoch)
     if args.export is not None:
-        from ..export import export_onnx
+        from edge_asc.training.export import export_onnx
 
         export_onnx(trained, args.export)
     return 0

@@ -9,7 +9,7 @@ decisions. The offline ``classify`` and the live daemon call the same code with 
 they produce the same decisions whatever the block sizes.
 
 ``Conditioner`` is the step before: a source's (frames, channels) blocks at the device rate -> mono
-at the model's rate (channel mean, then edge_asc.resample), the same operations a file goes through in
+at the model's rate (channel mean, then edge_asc.dsp.resample), the same operations a file goes through in
 audio_io.iter_audio. It also replaces NaN and infinite samples (which a device or driver may deliver)
 with 0, counts them and warns, so one bad sample cannot stop the worker; audio_io refuses such files.
 """
@@ -24,10 +24,10 @@ from typing import Iterator
 
 import numpy as np
 
-from .audio_io import to_mono
-from .decision import Decision, DecisionPolicy, Vote, vote
-from .features import FeatureExtractor, Segmenter
-from .resample import StreamResampler
+from edge_asc.dsp.audio_io import to_mono
+from edge_asc.runtime.decision import Decision, DecisionPolicy, Vote, vote
+from edge_asc.dsp.features import FeatureExtractor, Segmenter
+from edge_asc.dsp.resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +184,8 @@ class Pipeline:
 
 def load_artifacts(model_path: str | Path, index_path: str | Path, threads: int = 1, ef: int | None = None):
     """The encoder and the index that matches it (raises ArtifactError / ArtifactMismatch naming the fault)."""
-    from .encoder import Encoder
-    from .index import SegmentIndex
+    from edge_asc.runtime.encoder import Encoder
+    from edge_asc.runtime.index import SegmentIndex
 
     encoder = Encoder(model_path, threads=threads)
     index = SegmentIndex.load(index_path, encoder.meta)
@@ -198,40 +198,3 @@ def classify_stream(pipeline: Pipeline, blocks: Iterator[np.ndarray]) -> Iterato
     """Run a whole stream of mono model-rate blocks through the pipeline (the offline path)."""
     for block in blocks:
         yield from pipeline.push(block)
-
-
-# --- protocol events (the daemon's socket and classify --json use the same builders) ---------------
-
-
-def scene_event(decision: Decision, labels: tuple[str, ...], sample_rate: int, now_mono: float | None = None):
-    """protocol.Scene of a decision; latency_ms runs from the last sample entering the ring to now."""
-    from .protocol import Scene
-
-    now_mono = time.monotonic() if now_mono is None else now_mono
-    return Scene(
-        label=labels[decision.label],
-        confidence=decision.confidence,
-        votes={labels[i]: n for i, n in enumerate(decision.votes) if n},
-        k=decision.k,
-        mode=decision.mode,
-        stream_start_s=decision.start / sample_rate,
-        stream_end_s=decision.end / sample_rate,
-        wall_time=time.time(),
-        latency_ms=(now_mono - decision.ready) * 1000.0,
-        segment_index=decision.last_segment,
-    )
-
-
-def segment_event(seg: SegmentResult, labels: tuple[str, ...], sample_rate: int):
-    """protocol.Segment of one classified segment."""
-    from .protocol import Neighbour, Segment
-
-    return Segment(
-        index=seg.index,
-        label=labels[seg.label],
-        distance=seg.distance,
-        neighbours=tuple(Neighbour(labels[lab], d) for lab, d in zip(seg.neighbour_labels, seg.neighbour_distances)),
-        stream_start_s=seg.start / sample_rate,
-        stream_end_s=seg.end / sample_rate,
-        timings_ms={name: t * 1000.0 for name, t in zip(STAGES, seg.timings)},
-    )

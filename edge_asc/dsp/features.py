@@ -134,7 +134,7 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "FeatureConfig":
-        from .config import from_dict
+        from edge_asc.config import from_dict
 
         return from_dict(cls, data, prefix="features.")
 

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .resample import StreamResampler, resample
+from edge_asc.dsp.resample import StreamResampler, resample
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .audio_io import AudioFileError, audio_info, iter_audio
-from .ring import RingBuffer
+from edge_asc.dsp.audio_io import AudioFileError, audio_info, iter_audio
+from edge_asc.daemon.ring import RingBuffer
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .features import N_HPSS, FeatureConfig
+from edge_asc.dsp.features import N_HPSS, FeatureConfig
 
 VARIANTS = ("audio", "triplet", "noattn", "softmax")
 INPUT_FEATURES = ("all", "no_mfcc", "hpss")  # which of the 52 features the LSTM reads (see ModelConfig.input_columns)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .encoder import ArtifactError, ModelMeta, file_sha256
+from edge_asc.runtime.encoder import ArtifactError, ModelMeta, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -511,7 +511,7 @@ class SegmentIndex:
 
     def _meta(self) -> ModelMeta:
         """The encoder description this index was built for (enough to build a derived index)."""
-        from .features import FeatureConfig
+        from edge_asc.dsp.features import FeatureConfig
 
         m = self.manifest
         return ModelMeta(
@@ -659,99 +659,3 @@ def embed_features(encoder: Any, features: np.ndarray, batch_size: int = 512) ->
     for start in range(0, n, batch_size):
         out[start : start + batch_size] = encoder.embed(features[start : start + batch_size])  # (b, D)
     return out
-
-
-def _file_groups(dataset: Any, indices: Sequence[int], scenes_per_group: int) -> list[list[int]]:
-    """Scene indices in groups of whole files (each file is decoded once), about ``scenes_per_group`` each."""
-    by_file: dict[Any, list[int]] = {}
-    for i in indices:
-        by_file.setdefault(dataset.scenes[i].path, []).append(i)
-    groups: list[list[int]] = [[]]
-    for scenes in by_file.values():
-        if groups[-1] and len(groups[-1]) + len(scenes) > scenes_per_group:
-            groups.append([])
-        groups[-1].extend(scenes)
-    return [g for g in groups if g]
-
-
-def build_index_from_dataset(
-    encoder: Any,
-    dataset: Any,
-    scene_indices: Sequence[int] | np.ndarray | None = None,
-    *,
-    M: int = DEFAULT_M,
-    ef_construction: int = DEFAULT_EF_CONSTRUCTION,
-    ef: int = DEFAULT_EF,
-    max_items_per_label: int | None = None,
-    seed: int = 0,
-    batch_size: int = 512,
-    threads: int = 1,
-    scenes_per_group: int = 64,
-) -> SegmentIndex:
-    """Embed every 300 ms segment of the given scenes (all when None) with the ONNX ``encoder``
-    (an ``edge_asc.encoder.Encoder``) and index them.
-
-    Features come from ``FeatureExtractor(encoder.meta.feature_config)`` through
-    ``datasets.extract_segments``, so the items are what the daemon computes for the same audio. Files are
-    decoded a group at a time; only embeddings are kept. ``max_items_per_label`` keeps at most that many
-    items per label (round-robin over recordings, see ``select_per_label``) before the graph is built.
-    """
-    from .datasets import extract_segments
-    from .features import FeatureExtractor
-
-    meta: ModelMeta = encoder.meta
-    if dataset.sample_rate != meta.feature_config.sample_rate:
-        raise ValueError(
-            f"dataset {dataset.root} was loaded at {dataset.sample_rate} Hz but encoder {meta.path} "
-            f"takes features at {meta.feature_config.sample_rate} Hz"
-        )
-    indices = list(range(len(dataset.scenes))) if scene_indices is None else [int(i) for i in scene_indices]
-    if not indices:
-        raise ValueError("no scenes to index")
-    model_label = {name: i for i, name in enumerate(meta.labels)}
-    unknown = sorted({dataset.scenes[i].label for i in indices} - set(model_label))
-    if unknown:
-        raise ValueError(f"dataset {dataset.root} has labels the encoder {meta.path} was not trained on: {', '.join(unknown)}")
-    to_model = np.array([model_label.get(name, -1) for name in dataset.labels], dtype=np.int64)
-    scene_names = np.array([s.scene_id for s in dataset.scenes])
-    recording_names = np.array(dataset.recording_ids)
-
-    extractor = FeatureExtractor(meta.feature_config)
-    parts: dict[str, list[np.ndarray]] = {"emb": [], "label": [], "scene": [], "recording": [], "position": []}
-    groups = _file_groups(dataset, indices, scenes_per_group)
-    done = 0
-    for group in groups:
-        segs = extract_segments(dataset, extractor, group)  # features (n, frames, n_features)
-        parts["emb"].append(embed_features(encoder, segs.features, batch_size))  # (n, D)
-        parts["label"].append(to_model[segs.labels])
-        parts["scene"].append(scene_names[segs.scene])
-        parts["recording"].append(recording_names[segs.recording])
-        parts["position"].append(segs.position)
-        done += len(group)
-        log.info("embedded %d of %d scenes (%d segments so far)", done, len(indices), sum(len(p) for p in parts["label"]))
-    emb = np.concatenate(parts["emb"])
-    labels, scenes, recordings, positions = (np.concatenate(parts[k]) for k in ("label", "scene", "recording", "position"))
-    if emb.shape[0] == 0:
-        raise ValueError(f"dataset {dataset.root}: the selected scenes hold no complete segment")
-    skipped = [str(p) for p, _ in dataset.skipped]  # unreadable when listed or when decoded
-    info: dict[str, Any] = {
-        "root": str(dataset.root),
-        "layout": dataset.layout,
-        "chunk_seconds": dataset.chunk_seconds,
-        "scenes": len(indices),
-        "scenes_in_dataset": len(dataset.scenes),
-        "recordings": int(np.unique(recordings).shape[0]),
-        "segments": int(emb.shape[0]),
-        "skipped_files": skipped,
-    }
-    if max_items_per_label is not None:
-        _, rec_index = np.unique(recordings, return_inverse=True)
-        keep = select_per_label(labels, rec_index, max_items_per_label, seed)
-        info["subsample"] = {"max_items_per_label": int(max_items_per_label), "seed": int(seed), "from_count": int(emb.shape[0])}
-        emb, labels, scenes, recordings, positions = emb[keep], labels[keep], scenes[keep], recordings[keep], positions[keep]
-    info["per_label"] = {name: int(c) for name, c in zip(meta.labels, np.bincount(labels, minlength=len(meta.labels)))}
-    log.info("building the hnswlib graph of %d items (M=%d, ef_construction=%d)", emb.shape[0], M, ef_construction)
-    return SegmentIndex.build(
-        emb, labels, scenes, recordings, meta, M=M, ef_construction=ef_construction, ef=ef,
-        positions=positions, dataset=info, threads=threads,
-    )

@@ -399,12 +399,12 @@ def render_markdown(report: Mapping[str, Any], notes: str | None = None, figures
         "shorter than k segments votes over all of its segments."
     )
     out.append(
-        "- Votes are the daemon's (`edge_asc.decision.vote`, tie-break `distance`): equal votes go to the label whose "
+        "- Votes are the daemon's (`edge_asc.runtime.decision.vote`, tie-break `distance`): equal votes go to the label whose "
         "votes have the smallest summed distance to their nearest neighbours, then to the earlier label. For the "
         "softmax head the distance is 1 - its top probability."
     )
     out.append(
-        "- Encoders are embedded through the exported ONNX file and `edge_asc.encoder.Encoder`, the daemon's path; the "
+        "- Encoders are embedded through the exported ONNX file and `edge_asc.runtime.encoder.Encoder`, the daemon's path; the "
         "ONNX/PyTorch difference on real test segments is recorded per unit in `units/*.json`. The variants of one "
         "fold and seed train on the same augmented epochs (drawn once per fold and seed), a paired comparison."
     )

@@ -8,7 +8,7 @@ Threads:
   pipeline and publishes ``segment`` and ``scene`` events; it notices a dead stream or silence from
   the device (no data for ``audio.no_data_timeout``) and reports ``error`` source_lost / source_back;
   it sends systemd's WATCHDOG=1;
-* the event server's loop thread (edge_asc.server) serves the clients;
+* the event server's loop thread (edge_asc.protocol.server) serves the clients;
 * the main thread waits for SIGTERM/SIGINT (or the end of a file), sends ``status`` events and logs a
   warning when the overflow count grows (at most once per OVERFLOW_WARN_INTERVAL_S). The signal
   handler only notes the signal; the main thread sees it within SIGNAL_POLL_S.
@@ -25,13 +25,15 @@ import signal
 import threading
 import time
 
-from .daemon_config import DaemonConfig
-from .decision import DecisionPolicy
-from .pipeline import Conditioner, Pipeline, scene_event, segment_event
-from .protocol import PROTOCOL_VERSION, SOURCE_BACK, SOURCE_LOST, Error, Hello, ProtocolError, Request, Set, Status
-from .sdnotify import Notifier
-from .server import EventServer, default_socket_path
-from .sources import Source, SourceError
+from edge_asc.daemon.config import DaemonConfig
+from edge_asc.runtime.decision import DecisionPolicy
+from edge_asc.daemon.events import scene_event, segment_event
+from edge_asc.runtime.pipeline import Conditioner, Pipeline
+from edge_asc.protocol.messages import PROTOCOL_VERSION, SOURCE_BACK, SOURCE_LOST, Error, Hello, ProtocolError, Request, Set, Status
+from edge_asc.daemon.sdnotify import Notifier
+from edge_asc.protocol.addresses import default_socket_path
+from edge_asc.protocol.server import EventServer
+from edge_asc.daemon.sources import Source, SourceError
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
-from .config import to_dict
-from .train import TrainedModel, load_checkpoint
+from edge_asc import __version__
+from edge_asc.config import to_dict
+from edge_asc.training.train import TrainedModel, load_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ standard deviation, and is classified by its exact nearest labelled training seg
 force; no approximation, so the baseline pays no recall penalty).
 
 The softmax baseline (the same encoder trained with a linear classifier head and cross-entropy,
-``variant="softmax"`` of the trainer) is trained and scored by edge_asc.evaluate: with its own head
+``variant="softmax"`` of the trainer) is trained and scored by edge_asc.evaluation.evaluate: with its own head
 (``TrainedModel.predict_proba``) and with 1-NN on its embedding through the same ONNX + index path as the
 other variants.
 """

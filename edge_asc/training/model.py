@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .train_config import VARIANTS, ModelConfig
+from edge_asc.training.config import VARIANTS, ModelConfig
 
 __all__ = ["VARIANTS", "ModelConfig", "Encoder", "EncoderOutput"]
 

@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ipaddress
 import logging
 import os
 import socket
 import stat
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .protocol import (
+from edge_asc.protocol.addresses import Address, ServerError, make_private_dir, parse_uri, tmp_socket_dir
+from edge_asc.protocol.messages import (
     ALWAYS_EVENTS,
     BAD_REQUEST,
     DEFAULT_EVENTS,
@@ -57,12 +56,8 @@ from .protocol import (
 
 log = logging.getLogger(__name__)
 
-SOCKET_NAME = "edge-asc.sock"
 SOCKET_MODE = 0o660  # owner and group may connect
 DIR_MODE = 0o750  # a socket directory this server creates: group members may reach the socket
-PRIVATE_DIR_MODE = 0o700  # the /tmp fallback directory: this user only
-SYSTEM_SOCKET_DIR = Path("/run/edge-asc")  # systemd's RuntimeDirectory=edge-asc
-TMP_ROOT = Path("/tmp")  # holds the last-resort socket directory edge-asc-$UID
 
 SLOW_POLICIES = ("drop_oldest", "disconnect")
 QUEUE_SIZE = 256  # lines waiting per client before the slow policy applies
@@ -75,86 +70,6 @@ REQUEST_PREVIEW_BYTES = 4 * REQUEST_PREVIEW_CHARS  # enough UTF-8 bytes for an e
 CLOSE_GRACE_S = 1.0  # on stop, time for clients to take their last lines before they are cut off
 LIVE_CHECK_TIMEOUT_S = 1.0  # connecting to an existing socket file to see if a daemon answers
 BACKLOG = 64
-
-
-class ServerError(RuntimeError):
-    """The server cannot listen (bad address, socket in use, permissions); the message says where."""
-
-
-# --- addresses ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Address:
-    """A parsed ``unix:///path`` or ``tcp://host:port``."""
-
-    scheme: str  # "unix" or "tcp"
-    path: Path | None = None
-    host: str = ""
-    port: int = 0
-
-    @property
-    def uri(self) -> str:
-        if self.scheme == "unix":
-            return f"unix://{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"tcp://{host}:{self.port}"
-
-    @property
-    def is_loopback(self) -> bool:
-        if self.scheme == "unix" or self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False  # a host name other than localhost: not known to be local
-
-
-def parse_uri(uri: str | Path) -> Address:
-    """``unix:///run/edge-asc/edge-asc.sock``, ``tcp://127.0.0.1:7373``; a bare path means unix."""
-    text = str(uri)
-    if "://" not in text:
-        return Address("unix", path=Path(text))
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme == "unix":
-        if parts.netloc or not parts.path.startswith("/"):
-            raise ServerError(f"{text}: a unix URI needs an absolute path, e.g. unix:///run/edge-asc/{SOCKET_NAME}")
-        return Address("unix", path=Path(parts.path))
-    if parts.scheme == "tcp":
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise ServerError(f"{text}: {exc}") from None
-        if not parts.hostname or port is None or parts.path not in ("", "/"):
-            raise ServerError(f"{text}: a tcp URI is tcp://HOST:PORT, e.g. tcp://127.0.0.1:7373")
-        return Address("tcp", host=parts.hostname, port=port)
-    raise ServerError(f"{text}: unsupported address scheme {parts.scheme!r}; use unix:///PATH or tcp://HOST:PORT")
-
-
-def socket_path_candidates() -> list[Path]:
-    """Where a daemon's socket may be, most specific first (a client tries each that exists)."""
-    candidates = []
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime_dir:
-        candidates.append(Path(runtime_dir) / "edge-asc" / SOCKET_NAME)
-    candidates.append(SYSTEM_SOCKET_DIR / SOCKET_NAME)
-    candidates.append(tmp_socket_dir() / SOCKET_NAME)
-    return candidates
-
-
-def tmp_socket_dir() -> Path:
-    """The last-resort socket directory, /tmp/edge-asc-$UID (checked before use: see _private_dir)."""
-    return TMP_ROOT / f"edge-asc-{os.getuid()}"
-
-
-def default_socket_path() -> Path:
-    """The daemon's socket: $XDG_RUNTIME_DIR/edge-asc/, else /run/edge-asc/ if it exists, else /tmp/edge-asc-$UID/."""
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime_dir:
-        return Path(runtime_dir) / "edge-asc" / SOCKET_NAME
-    if SYSTEM_SOCKET_DIR.is_dir():
-        return SYSTEM_SOCKET_DIR / SOCKET_NAME
-    return tmp_socket_dir() / SOCKET_NAME
 
 
 def _socket_answers(path: Path) -> bool:
@@ -174,44 +89,10 @@ def _socket_answers(path: Path) -> bool:
     return True
 
 
-def _private_dir(directory: Path) -> None:
-    """Create ``directory`` with mode 0700, or check that the one there is ours alone.
-
-    In a shared /tmp anyone may have made the directory first (or a symbolic link by that name), to
-    read the events or to serve false ones: refuse it unless it is a real directory owned by this user
-    that no group or other user may write to.
-    """
-    try:
-        os.mkdir(directory, PRIVATE_DIR_MODE)
-        log.info("created socket directory %s", directory)
-        return
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise ServerError(f"cannot create the socket directory {directory}: {exc.strerror or exc}") from exc
-    check_private_dir(directory)
-
-
-def check_private_dir(directory: Path) -> None:
-    """Raise ServerError unless ``directory`` is a real directory of this user that only it may write to
-    (the daemon before listening there, the client before trusting a socket found there)."""
-    try:
-        st = os.lstat(directory)
-    except OSError as exc:
-        raise ServerError(f"cannot check the socket directory {directory}: {exc.strerror or exc}") from exc
-    refuse = f"refusing to put the socket in {directory}: it"
-    if not stat.S_ISDIR(st.st_mode):
-        raise ServerError(f"{refuse} is not a directory (a symbolic link or another file)")
-    if st.st_uid != os.getuid():
-        raise ServerError(f"{refuse} belongs to uid {st.st_uid}, not to this user (uid {os.getuid()})")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ServerError(f"{refuse} may be written by group or others (mode {stat.S_IMODE(st.st_mode):04o}; chmod go-w it)")
-
-
 def _listen_unix(path: Path) -> tuple[socket.socket, int]:
     """A listening Unix socket at ``path`` (mode 0660) and the inode of its file."""
     if path.parent == tmp_socket_dir():
-        _private_dir(path.parent)
+        make_private_dir(path.parent)
     try:
         if not path.parent.is_dir():
             path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)

@@ -32,8 +32,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .audio_io import AudioFileError, audio_info, read_audio
-from .features import FeatureConfig, FeatureExtractor
+from edge_asc.dsp.audio_io import AudioFileError, audio_info, read_audio
+from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
 
 log = logging.getLogger(__name__)
 

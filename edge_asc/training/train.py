@@ -32,13 +32,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import __version__
-from .augment import Augmenter
-from .config import ConfigError, from_dict, to_dict
-from .features import FeatureConfig, FeatureExtractor
-from .loss import audio_loss, mine_triplets, triplet_loss
-from .model import Encoder
-from .train_config import AugmentConfig, ModelConfig, TrainConfig
+from edge_asc import __version__
+from edge_asc.training.augment import Augmenter
+from edge_asc.config import ConfigError, from_dict, to_dict
+from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
+from edge_asc.training.loss import audio_loss, mine_triplets, triplet_loss
+from edge_asc.training.model import Encoder
+from edge_asc.training.config import AugmentConfig, ModelConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -594,7 +594,7 @@ def train(
     stop_after: int | None = None,
 ) -> TrainedModel:
     """Train on a dataset's scenes (all of them by default); checkpoints go to ``out_dir``."""
-    from .datasets import load_scene_audio
+    from edge_asc.training.datasets import load_scene_audio
 
     if dataset.sample_rate != config.features.sample_rate:
         raise ConfigError(f"features.sample_rate is {config.features.sample_rate} but the dataset was loaded at {dataset.sample_rate} Hz")

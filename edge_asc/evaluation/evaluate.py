@@ -35,7 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .index import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+from edge_asc.runtime.index import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def vote(labels: np.ndarray, distances: np.ndarray, n_classes: int) -> int:
 
     Equal votes go to the label whose votes have the smallest summed distance, then to the earlier label.
     """
-    from .decision import vote as decision_vote
+    from edge_asc.runtime.decision import vote as decision_vote
 
     return decision_vote(labels, distances, n_classes, "distance")[0]
 
@@ -382,7 +382,7 @@ class SharedAugmentation:
     """
 
     def __init__(self, train_config: Any, audio: Sequence[np.ndarray], labels: np.ndarray, recordings: np.ndarray, seed: int) -> None:
-        from .train import SceneSource
+        from edge_asc.training.train import SceneSource
 
         self.source = SceneSource(train_config, audio, labels, recordings)
         self.rng = np.random.default_rng([seed, 0xA06])
@@ -442,8 +442,8 @@ def train_fingerprint(train: dict[str, Any]) -> dict[str, Any]:
 
 def unit_fingerprint(ctx: Context, task: Task, method: str, train_scenes: np.ndarray, test_scenes: np.ndarray) -> str:
     """SHA-256 of everything a unit's result depends on; a cached unit is reused only when it matches."""
-    from . import __version__
-    from .config import to_dict
+    from edge_asc import __version__
+    from edge_asc.config import to_dict
 
     cfg = ctx.config
     h = hashlib.sha256(np.asarray(train_scenes, dtype=np.int64).tobytes())
@@ -513,7 +513,7 @@ def _neighbour_rules(
 
 
 def evaluate_no_learning(ctx: Context, train: Any, y_train: np.ndarray, test: Any, y_test: np.ndarray, n_classes: int) -> dict[str, Any]:
-    from .baselines import NoLearningBaseline
+    from edge_asc.evaluation.baselines import NoLearningBaseline
 
     baseline = NoLearningBaseline.fit(train.features, y_train)
     n = min(max(ctx.config.neighbours), len(train))
@@ -535,10 +535,10 @@ def evaluate_model(
     """Train ``method`` on the task's scenes, export it, index the training segments, decide the test scenes."""
     import torch
 
-    from .encoder import Encoder
-    from .export import export_onnx
-    from .index import SegmentIndex
-    from .train import fit
+    from edge_asc.runtime.encoder import Encoder
+    from edge_asc.training.export import export_onnx
+    from edge_asc.runtime.index import SegmentIndex
+    from edge_asc.training.train import fit
 
     cfg = ctx.config
     n_classes = len(label_names)
@@ -703,7 +703,7 @@ def _run_task_in_worker(task: Task) -> tuple[str, list[dict[str, Any]]]:
 
 def dataset_sha256(dataset: Any) -> tuple[str, int]:
     """SHA-256 over the sorted list of (relative path, SHA-256 of the file) of every audio and metadata file used."""
-    from .encoder import file_sha256
+    from edge_asc.runtime.encoder import file_sha256
 
     root = Path(dataset.root)
     files = {Path(s.path) for s in dataset.scenes}
@@ -719,7 +719,7 @@ def package_versions() -> dict[str, str]:
     import platform
     from importlib import metadata
 
-    from . import __version__
+    from edge_asc import __version__
 
     out = {"python": platform.python_version(), "edge-asc": __version__}
     for name in ("numpy", "torch", "onnx", "onnxruntime", "hnswlib", "soundfile", "matplotlib"):
@@ -740,9 +740,9 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """Run (or resume) every task, aggregate the units and write the report into ``out``. Returns the report."""
     global _CONTEXT
-    from .datasets import default_folds, extract_segments, load_dataset, load_scene_audio, random_scene_split
-    from .features import FeatureExtractor
-    from .report import write_report
+    from edge_asc.training.datasets import default_folds, extract_segments, load_dataset, load_scene_audio, random_scene_split
+    from edge_asc.dsp.features import FeatureExtractor
+    from edge_asc.evaluation.report import write_report
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -890,7 +890,7 @@ def record_run(out: Path, report: Mapping[str, Any], command: str, units: Sequen
 
 
 def _plain(obj: Any) -> Any:
-    from .config import to_dict
+    from edge_asc.config import to_dict
 
     return to_dict(obj)
 
@@ -932,7 +932,7 @@ def without_empty_scenes(folds: Mapping[str, Sequence[Any]], segment_scene: np.n
 
 
 def fold_summary(dataset: Any, fold: Any) -> dict[str, Any]:
-    from .datasets import recordings_on_both_sides
+    from edge_asc.training.datasets import recordings_on_both_sides
 
     def recs(idx: np.ndarray) -> int:
         return len({dataset.scenes[i].recording_id for i in idx})

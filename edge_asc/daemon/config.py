@@ -16,9 +16,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from . import config as cfgmod
-from .config import ConfigError
-from .decision import MAX_K, MODES, TIE_BREAKS
+from edge_asc import config as cfgmod
+from edge_asc.config import ConfigError
+from edge_asc.runtime.decision import MAX_K, MODES, TIE_BREAKS
 
 SOURCE_FORMS = ("mic", "mic:NAME_OR_INDEX", "file:PATH", "stdin")
 LATENCIES = ("low", "high")
@@ -164,12 +164,12 @@ class DaemonConfig:
         return SourceSpec.parse(self.source)
 
     def model_path(self) -> Path:
-        from .paths import default_model_path
+        from edge_asc.paths import default_model_path
 
         return self.model if self.model is not None else default_model_path()
 
     def index_path(self) -> Path:
-        from .paths import default_index_path
+        from edge_asc.paths import default_index_path
 
         return self.index if self.index is not None else default_index_path()
 

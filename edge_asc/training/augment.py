@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .train_config import AugmentConfig
+from edge_asc.training.config import AugmentConfig
 
 EQ_FMIN_HZ = 50.0  # lowest centre of a random EQ band
 EQ_REF_HZ = 1000.0  # the tilt pivots here

@@ -21,8 +21,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .config import ConfigError
-from .features import FeatureConfig
+from edge_asc.config import ConfigError
+from edge_asc.dsp.features import FeatureConfig
 
 log = logging.getLogger(__name__)
 
