@@ -1,8 +1,9 @@
 """The ``edge-asc`` command: one sub-command per module in edge_asc/commands/.
 
 Each command module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` and keeps
-its heavy imports (torch, onnxruntime...) inside ``run``, so ``edge-asc run`` never loads torch.
-Logging is configured here and nowhere else.
+its heavy imports (torch, onnxruntime...) inside ``run``, so ``edge-asc run`` never loads torch. A command
+may define ``log_level(args) -> str | None``, the level its settings ask for. Logging is configured here
+and nowhere else.
 """
 
 from __future__ import annotations
@@ -59,14 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = sub.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _log_level=getattr(module, "log_level", None))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_level or "INFO")  # None: not given (run may take the config file's level)
+    # --log-level wins (even when it names the default); else the command's own setting (run: the config file's)
+    configure_logging(args.log_level or (args._log_level and args._log_level(args)) or "INFO")
     try:
         return int(args._run(args) or 0)
     except ConfigError as exc:

@@ -8,12 +8,13 @@ the key and the expected type, and a field may declare its accepted values with
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Iterable, Mapping, TypeVar
 
 import yaml
 
@@ -147,26 +148,56 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def override(obj: T, **changes: Any) -> T:
-    """Apply CLI overrides (None means 'not given') through the same validation as the file."""
-    given = {k: v for k, v in changes.items() if v is not None}
+def apply_overrides(cfg: T, overrides: Mapping[str, Any]) -> T:
+    """Set dotted keys (``decision.k``, ``model.variant``) through the same validation as the file.
+
+    A value of None means "not given" and leaves the key as it is; an unknown key is an error naming it.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
     if not given:
-        return obj
-    merged = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
-    merged.update(given)
-    return from_dict(type(obj), merged)
+        return cfg
+    tree = to_dict(cfg)
+    for key, value in given.items():
+        node = tree
+        *parents, leaf = key.split(".")
+        for i, part in enumerate(parents):
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"unknown key {'.'.join(parents[: i + 1])}")
+            node = node[part]
+        if leaf not in node:
+            raise ConfigError(f"unknown key {key}")
+        node[leaf] = str(value) if isinstance(value, Path) else value
+    return from_dict(type(cfg), tree)
 
 
-def load(cls: type[T], path: str | Path | None = None, section: str | None = None, **overrides: Any) -> T:
-    """Load ``cls`` from an optional YAML file (optionally one section of it), then apply overrides."""
-    data: Mapping[str, Any] = {}
-    if path is not None:
-        data = load_yaml(path)
-        if section is not None:
-            data = data.get(section) or {}
-    try:
-        cfg = from_dict(cls, data, prefix=f"{section}." if section else "")
-    except ConfigError as exc:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}{exc}") from exc
-    return override(cfg, **overrides)
+def read_sections(
+    path: str | Path | None, schema: Mapping[str, type], ignore: Iterable[str] = ()
+) -> dict[str, Any]:
+    """One config file's sections, each as its frozen dataclass (the defaults where a section is absent).
+
+    ``schema`` maps section names to their dataclasses; sections named in ``ignore`` belong to other
+    commands and are passed over; any other section is an error naming it. Errors name the file.
+    """
+    data: dict[str, Any] = load_yaml(path) if path is not None else {}
+    where = f"{path}: " if path is not None else ""
+    accepted = [*schema, *ignore]
+    unknown = sorted(map(str, set(data) - set(accepted)))
+    if unknown:
+        raise ConfigError(f"{where}unknown section {unknown[0]!r}; accepted sections: {', '.join(accepted)}")
+    out = {}
+    for name, cls in schema.items():
+        try:
+            out[name] = from_dict(cls, data.get(name), prefix=f"{name}.")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from exc
+    return out
+
+
+def flag_overrides(args: argparse.Namespace, table: Mapping[str, str]) -> dict[str, Any]:
+    """The command-line flags that were given, as dotted config keys.
+
+    ``table`` maps an argparse destination to the dotted key it overrides. Such flags are declared with
+    ``default=argparse.SUPPRESS``, so a flag that was not given is absent from ``args`` (the one idiom for
+    "not given": a flag's own default can never hide the file's value).
+    """
+    return {key: getattr(args, dest) for dest, key in table.items() if hasattr(args, dest)}

@@ -1,36 +1,35 @@
-"""Shared fixtures: a tiny real model and index, trained in seconds on real ambient13 recordings.
+"""Shared fixtures: a tiny real model and index, committed, and generated test clips; no torch.
 
-``tiny_artifacts`` trains a small encoder (hidden 16, a few epochs) on the first seconds of one
-recording of each of three classes, exports it to ONNX with edge_asc.training.export, embeds every training
-segment with the exported model (the runtime path, onnxruntime) and builds an index with
-edge_asc.runtime.index. It also writes short test clips (later seconds of the same recordings) as FLAC files.
-Only this fixture imports torch; the daemon under test never does.
+``tiny_artifacts`` is the committed fixture of tests/fixtures/tiny/ (an ONNX encoder of hidden size 16
+trained for a few epochs on the synthetic scenes of tests/audio_gen.py, a second encoder of another seed,
+and an index of the training segments built with the first), copied to a temporary directory so no test
+can change the committed files, plus one 6 s FLAC clip per label synthesised by tests/audio_gen.py from a
+seed not heard in training. scripts/make-test-fixture.py makes the fixture (it needs torch; the tests do not).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ambient13"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data/ambient13")
-TINY_CLASSES = (
-    ("rain", "rain/blanket__rain.flac"),
-    ("forest_birds", "forest_birds/blanket__birds.flac"),
-    ("street_traffic", "street_traffic/moodist__busy-street.flac"),
-)
-TRAIN_SECONDS = 24.0  # from the start of each recording
-CLIP_OFFSET_SECONDS = 40.0  # test clips start here (not heard in training)
-CLIP_SECONDS = 6.0
+import audio_gen
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_FIXTURE = REPO / "tests" / "fixtures" / "tiny"  # made by scripts/make-test-fixture.py
+MODEL_FILE = "encoder.onnx"  # indexed by INDEX_DIR
+OTHER_MODEL_FILE = "encoder-other.onnx"  # another seed: INDEX_DIR does not fit it
+INDEX_DIR = "index"
+# real recordings, for the few tests that need them (they skip when ../shared is absent)
+SHARED = next((p for p in (REPO.parent / "shared", Path("/work/shared")) if p.is_dir()), REPO.parent / "shared")
+AMBIENT13 = Path(os.environ.get("EDGE_ASC_AMBIENT13", SHARED / "data" / "ambient13"))
 
 
 # runs `edge-asc ARGS...` and reports, at exit, which heavy training modules the process ever imported
@@ -54,67 +53,30 @@ class TinyArtifacts:
     other_model: Path  # a second encoder (another seed): the index does not fit it
 
 
-def _read(rel: str, offset: float, seconds: float, rate: int) -> np.ndarray:
-    from edge_asc.dsp.audio_io import read_audio
-
-    audio = read_audio(DATA / rel, rate)
-    a = int(offset * rate)
-    return audio[a : a + int(seconds * rate)]
-
-
-def build_tiny_artifacts(out: Path, seed: int = 0) -> TinyArtifacts:
+def copy_tiny_artifacts(out: Path) -> TinyArtifacts:
+    """The committed fixture copied into ``out``, and the generated clips written there."""
     import soundfile as sf
-    import torch
 
-    from edge_asc.runtime.encoder import Encoder
-    from edge_asc.training.export import export_onnx
-    from edge_asc.dsp.features import FeatureExtractor
-    from edge_asc.runtime.index import SegmentIndex
-    from edge_asc.training.train import fit_scenes
-    from edge_asc.training.config import AugmentConfig, ModelConfig, TrainConfig
-
-    torch.set_num_threads(1)
-    labels = tuple(label for label, _ in TINY_CLASSES)
-    base = TrainConfig()
-    rate = base.features.sample_rate
-    audio = [_read(rel, 0.0, TRAIN_SECONDS, rate) for _, rel in TINY_CLASSES]
-    y = np.arange(len(labels), dtype=np.int64)
-    models = []
-    for s in (seed, seed + 1):
-        config = dataclasses.replace(
-            base,
-            epochs=3,
-            batch_size=24,
-            classes_per_batch=3,
-            seed=s,
-            threads=1,
-            model=ModelConfig(hidden_size=16),
-            augment=AugmentConfig.off(),
-        )
-        trained = fit_scenes(config, audio, y, y, labels, progress=False)
-        models.append(export_onnx(trained, out / f"tiny-{s}.onnx"))
-    encoder = Encoder(models[0])
-    extractor = FeatureExtractor(encoder.meta.feature_config)
-    feats = [extractor.signal_features(x) for x in audio]  # [(n_i, 20, 52)]
-    emb = np.concatenate([encoder.embed(f) for f in feats])  # (N, D)
-    item_labels = np.concatenate([np.full(f.shape[0], i) for i, f in enumerate(feats)])
-    scenes = np.concatenate([np.full(f.shape[0], rel) for (_, rel), f in zip(TINY_CLASSES, feats)])
-    index = SegmentIndex.build(emb, item_labels, scenes, scenes, encoder.meta, M=8, ef_construction=50, ef=32)
-    index_dir = index.save(out / "tiny-index")
+    shutil.copytree(TINY_FIXTURE, out, dirs_exist_ok=True)
     clips = {}
-    for label, rel in TINY_CLASSES:
-        clip = _read(rel, CLIP_OFFSET_SECONDS, CLIP_SECONDS, rate)
+    for label in audio_gen.LABELS:
         path = out / f"{label}.flac"
-        sf.write(str(path), clip, rate, subtype="PCM_16")
+        sf.write(str(path), audio_gen.clip(label), audio_gen.SAMPLE_RATE, subtype="PCM_16")
         clips[label] = path
-    return TinyArtifacts(models[0], Path(index_dir), labels, clips, models[1])
+    return TinyArtifacts(out / MODEL_FILE, out / INDEX_DIR, audio_gen.LABELS, clips, out / OTHER_MODEL_FILE)
 
 
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory) -> TinyArtifacts:
-    if not DATA.is_dir():
-        pytest.skip(f"the ambient13 recordings are not at {DATA}")
-    return build_tiny_artifacts(tmp_path_factory.mktemp("tiny-artifacts"))
+    return copy_tiny_artifacts(tmp_path_factory.mktemp("tiny-artifacts"))
+
+
+@pytest.fixture
+def sock_dir():
+    """A fresh directory with a short path: Unix socket paths are limited to 107 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="ea-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -15,54 +15,38 @@ import argparse
 import logging
 from pathlib import Path
 
-from edge_asc.config import ConfigError, from_dict, load_yaml, override
+from edge_asc.commands.common import DATA_HELP, SUPPRESS, TRAIN_SECTIONS, add_layout_arguments
+from edge_asc.config import apply_overrides, flag_overrides, read_sections
 from edge_asc.runtime.index import IndexConfig
 
 log = logging.getLogger(__name__)
 
 HELP = "embed a dataset's segments with an ONNX encoder and build the hnswlib index the daemon searches"
-SECTION = "index"
-OTHER_SECTIONS = ("train", "model", "features")  # read by edge-asc train; ignored here
-LAYOUTS = ("auto", "folder", "dcase2016", "dcase2018")  # as edge_asc.training.datasets.LAYOUTS
+FLAGS = {  # argparse destination -> IndexConfig key
+    name: name for name in ("M", "ef_construction", "ef", "max_per_label", "seed", "batch_size", "threads")
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = IndexConfig()
-    S = argparse.SUPPRESS  # absent flags do not override the file
     parser.add_argument("--model", type=Path, required=True, help="ONNX encoder written by edge-asc export")
-    parser.add_argument("--data", type=Path, required=True, help="dataset folder (class folders + metadata.csv, DCASE 2016/2017 or 2018 layout)")
+    parser.add_argument("--data", type=Path, required=True, help=DATA_HELP)
     parser.add_argument("--out", type=Path, required=True, help="index directory to write (atomically; an index there is replaced)")
     parser.add_argument("--config", type=Path, default=None, help="YAML file with an index: section (keys as the flags, with underscores)")
-    parser.add_argument("--layout", choices=LAYOUTS, default="auto", help="dataset layout")
-    parser.add_argument("--chunk-seconds", type=float, default=10.0, help="long files are cut into scenes of this length (as in training)")
-    parser.add_argument("--M", dest="M", type=int, default=S, help=f"hnswlib links per node (default: {c.M})")
-    parser.add_argument("--ef-construction", type=int, default=S, help=f"hnswlib build breadth (default: {c.ef_construction})")
-    parser.add_argument("--ef", type=int, default=S, help=f"search breadth stored in the manifest (default: {c.ef})")
-    parser.add_argument("--max-per-label", type=int, default=S, help="keep at most N segments per label, spread over its recordings (default: all)")
-    parser.add_argument("--seed", type=int, default=S, help=f"seed of the --max-per-label draw (default: {c.seed})")
-    parser.add_argument("--batch-size", type=int, default=S, help=f"segments per ONNX run (default: {c.batch_size})")
-    parser.add_argument("--threads", type=int, default=S, help=f"ONNX Runtime and hnswlib threads (default: {c.threads})")
-
-
-def config_from_file(path: Path) -> IndexConfig:
-    data = load_yaml(path)
-    unknown = sorted(set(data) - {SECTION, *OTHER_SECTIONS})
-    if unknown:
-        raise ConfigError(f"{path}: unknown section {unknown[0]!r}; build-index reads {SECTION}: (and ignores {', '.join(OTHER_SECTIONS)})")
-    try:
-        return from_dict(IndexConfig, data.get(SECTION), prefix=f"{SECTION}.")
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    add_layout_arguments(parser)
+    parser.add_argument("--M", dest="M", type=int, default=SUPPRESS, help=f"hnswlib links per node (default: {c.M})")
+    parser.add_argument("--ef-construction", type=int, default=SUPPRESS, help=f"hnswlib build breadth (default: {c.ef_construction})")
+    parser.add_argument("--ef", type=int, default=SUPPRESS, help=f"search breadth stored in the manifest (default: {c.ef})")
+    parser.add_argument("--max-per-label", type=int, default=SUPPRESS, help="keep at most N segments per label, spread over its recordings (default: all)")
+    parser.add_argument("--seed", type=int, default=SUPPRESS, help=f"seed of the --max-per-label draw (default: {c.seed})")
+    parser.add_argument("--batch-size", type=int, default=SUPPRESS, help=f"segments per ONNX run (default: {c.batch_size})")
+    parser.add_argument("--threads", type=int, default=SUPPRESS, help=f"ONNX Runtime and hnswlib threads (default: {c.threads})")
 
 
 def config_from_args(args: argparse.Namespace) -> IndexConfig:
-    base = config_from_file(args.config) if args.config else IndexConfig()
-    flag = lambda name: getattr(args, name, None)  # noqa: E731 - absent flags are None
-    return override(
-        base,
-        M=flag("M"), ef_construction=flag("ef_construction"), ef=flag("ef"), max_per_label=flag("max_per_label"),
-        seed=flag("seed"), batch_size=flag("batch_size"), threads=flag("threads"),
-    )
+    """Defaults, then the file's index: section (the trainer's sections are passed over), then the flags."""
+    base = read_sections(args.config, {"index": IndexConfig}, ignore=TRAIN_SECTIONS)["index"]
+    return apply_overrides(base, flag_overrides(args, FLAGS))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+
+from edge_asc.commands.common import ARTIFACT_FLAGS, add_artifact_arguments, daemon_config
 
 HELP = "classify a sound file offline: the decisions the daemon would publish for it"
 
@@ -19,75 +22,37 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, metavar="FILE", help="sound file (wav, flac, ogg...; any rate, mixed to mono)")
     parser.add_argument("--json", action="store_true", help="one JSON scene event per line (as on the daemon's socket)")
-    parser.add_argument("--config", type=Path, metavar="YAML", default=argparse.SUPPRESS, help="daemon config file (its model, index, decision and inference settings)")
-    parser.add_argument("--k", type=int, metavar="N", default=argparse.SUPPRESS, help="segments per decision (config decision.k, default 3)")
-    parser.add_argument("--mode", choices=("window", "sliding"), default=argparse.SUPPRESS, help="a decision every k segments, or every segment over the last k (config decision.mode, default window)")
-    parser.add_argument("--model", type=Path, metavar="ONNX", default=argparse.SUPPRESS, help="encoder file (config model; default: the installed default model)")
-    parser.add_argument("--index", type=Path, metavar="DIR", default=argparse.SUPPRESS, help="index directory (config index; default: the installed default index)")
+    add_artifact_arguments(parser)
     parser.add_argument("--segments", action="store_true", help="also print each segment's label (not with --json)")
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edge_asc.dsp.audio_io import AudioFileError, iter_audio
-    from edge_asc.daemon.config import load_config
+    from edge_asc.dsp.audio_io import AudioFileError
     from edge_asc.runtime.decision import DecisionPolicy, vote
     from edge_asc.runtime.encoder import ArtifactError
-    from edge_asc.daemon.events import scene_event
     from edge_asc.runtime.pipeline import Pipeline, load_artifacts
 
-    from edge_asc.commands.run import _opt
-
-    cfg = load_config(
-        _opt(args, "config"),
-        {
-            "decision.k": _opt(args, "k"),
-            "decision.mode": _opt(args, "mode"),
-            "model": _opt(args, "model"),
-            "index": _opt(args, "index"),
-        },
-    )
+    cfg = daemon_config(args, ARTIFACT_FLAGS)
     try:
         encoder, index = load_artifacts(cfg.model_path(), cfg.index_path(), cfg.inference.threads, cfg.inference.ef)
     except ArtifactError as exc:
         log.error("%s", exc)
         return 2
     labels = tuple(encoder.meta.labels)
-    rate = encoder.meta.feature_config.sample_rate
     dc = cfg.decision
-    policy = DecisionPolicy(len(labels), dc.k, dc.mode, dc.tie_break)
     try:
-        pipeline = Pipeline(encoder, index, policy, dc.neighbours)
+        pipeline = Pipeline(encoder, index, DecisionPolicy(len(labels), dc.k, dc.mode, dc.tie_break), dc.neighbours)
     except ValueError as exc:
         log.error("%s", exc)
         return 2
-    seg_labels, seg_dists, decisions = [], [], 0
-    out = sys.stdout
     try:
-        for block in iter_audio(args.file, rate):
-            for seg, decision in pipeline.push(block):
-                seg_labels.append(seg.label)
-                seg_dists.append(seg.distance)
-                if args.segments and not args.json:
-                    out.write(f"  segment {seg.index:4d}  {seg.start / rate:7.2f}-{seg.end / rate:7.2f} s  {labels[seg.label]}  (distance {seg.distance:.4f})\n")
-                if decision is None:
-                    continue
-                decisions += 1
-                event = scene_event(decision, labels, rate)
-                if args.json:
-                    out.write(event.to_line().decode("utf-8"))
-                else:
-                    out.write(
-                        f"{event.stream_start_s:7.2f}-{event.stream_end_s:7.2f} s  {event.label:<20} "
-                        f"confidence {event.confidence:.2f}  ({', '.join(f'{k} {v}' for k, v in event.votes.items())})\n"
-                    )
+        seg_labels, seg_dists, decisions = _classify(args, pipeline, labels, encoder.meta.feature_config.sample_rate)
     except AudioFileError as exc:
         log.error("%s", exc)
         return 2
     except BrokenPipeError:  # the reader went away (| head): not an error
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
     if not seg_labels:
@@ -95,8 +60,34 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not args.json:
         label, counts = vote(np.array(seg_labels), np.array(seg_dists), len(labels), dc.tie_break)
-        out.write(
+        sys.stdout.write(
             f"all {len(seg_labels)} segments: {labels[label]} ({counts[label]}/{len(seg_labels)}); "
             f"{decisions} decisions with k={dc.k}, mode={dc.mode}\n"
         )
     return 0
+
+
+def _classify(args: argparse.Namespace, pipeline, labels: tuple[str, ...], rate: int) -> tuple[list[int], list[float], int]:
+    """Stream the file through the pipeline, printing decisions (and segments) as they come; returns
+    every segment's label and distance, and the number of decisions."""
+    from edge_asc.daemon.events import scene_event
+    from edge_asc.dsp.audio_io import iter_audio
+
+    seg_labels, seg_dists, decisions = [], [], 0
+    out = sys.stdout
+    for block in iter_audio(args.file, rate):
+        for seg, decision in pipeline.push(block):
+            seg_labels.append(seg.label)
+            seg_dists.append(seg.distance)
+            if args.segments and not args.json:
+                out.write(f"  segment {seg.index:4d}  {seg.start / rate:7.2f}-{seg.end / rate:7.2f} s  {labels[seg.label]}  (distance {seg.distance:.4f})\n")
+            if decision is None:
+                continue
+            decisions += 1
+            event = scene_event(decision, labels, rate)
+            if args.json:
+                out.write(event.to_line().decode("utf-8"))
+            else:
+                votes = ", ".join(f"{k} {v}" for k, v in event.votes.items())
+                out.write(f"{event.stream_start_s:7.2f}-{event.stream_end_s:7.2f} s  {event.label:<20} confidence {event.confidence:.2f}  ({votes})\n")
+    return seg_labels, seg_dists, decisions

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from edge_asc.daemon.sources import list_input_devices
+    from edge_asc.daemon.mic import list_input_devices
 
     try:
         devices = list_input_devices()

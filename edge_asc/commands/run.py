@@ -16,66 +16,52 @@ import logging
 import sys
 from pathlib import Path
 
+from edge_asc.commands.common import ARTIFACT_FLAGS, SUPPRESS, add_artifact_arguments, daemon_config
+from edge_asc.config import ConfigError
+
 HELP = "run the daemon: classify live audio and publish scene events on a local socket"
 
 log = logging.getLogger(__name__)
 
 
+FLAGS = ARTIFACT_FLAGS | {  # argparse destination -> daemon config key
+    "source": "source", "realtime": "audio.realtime", "rate": "audio.samplerate", "channels": "audio.channels",
+    "socket": "server.socket", "tcp": "server.tcp", "wait_for_client": "server.wait_for_client", "threads": "inference.threads",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, metavar="YAML", default=argparse.SUPPRESS, help="config file (edge-asc run --dump-config writes one)")
-    parser.add_argument("--source", metavar="SPEC", default=argparse.SUPPRESS, help="mic | mic:NAME_OR_INDEX | file:PATH | stdin (raw s16le PCM) (config source, default mic)")
+    add_artifact_arguments(parser)
+    parser.add_argument("--source", metavar="SPEC", default=SUPPRESS, help="mic | mic:NAME_OR_INDEX | file:PATH | stdin (raw s16le PCM) (config source, default mic)")
     parser.add_argument(
-        "--realtime", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+        "--realtime", action=argparse.BooleanOptionalAction, default=SUPPRESS,
         help="file sources: pace the file to wall-clock time (--no-realtime: as fast as possible)",
     )
-    parser.add_argument("--rate", type=int, metavar="HZ", default=argparse.SUPPRESS, help="stdin: the PCM's sample rate; mic: the rate to open the device at")
-    parser.add_argument("--channels", type=int, metavar="N", default=argparse.SUPPRESS, help="stdin: interleaved channels; mic: channels to capture")
-    parser.add_argument("--socket", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="Unix socket to serve events on (config server.socket; default $XDG_RUNTIME_DIR/edge-asc/edge-asc.sock, else /run/edge-asc/ if it exists, else /tmp/edge-asc-$UID/)")
-    parser.add_argument("--tcp", metavar="HOST:PORT", default=argparse.SUPPRESS, help="also serve events on TCP (loopback only)")
-    parser.add_argument("--k", type=int, metavar="N", default=argparse.SUPPRESS, help="segments per decision (config decision.k, default 3)")
-    parser.add_argument("--mode", choices=("window", "sliding"), default=argparse.SUPPRESS, help="a decision every k segments, or every segment over the last k (config decision.mode, default window)")
-    parser.add_argument("--model", type=Path, metavar="ONNX", default=argparse.SUPPRESS, help="encoder file (config model; default: the installed default model)")
-    parser.add_argument("--index", type=Path, metavar="DIR", default=argparse.SUPPRESS, help="index directory (config index; default: the installed default index)")
-    parser.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS, help="onnxruntime threads")
-    parser.add_argument("--wait-for-client", action="store_true", default=argparse.SUPPRESS, help="start the source when the first client connects")
+    parser.add_argument("--rate", type=int, metavar="HZ", default=SUPPRESS, help="stdin: the PCM's sample rate; mic: the rate to open the device at")
+    parser.add_argument("--channels", type=int, metavar="N", default=SUPPRESS, help="stdin: interleaved channels; mic: channels to capture")
+    parser.add_argument("--socket", type=Path, metavar="PATH", default=SUPPRESS, help="Unix socket to serve events on (config server.socket; default $XDG_RUNTIME_DIR/edge-asc/edge-asc.sock, else /run/edge-asc/ if it exists, else /tmp/edge-asc-$UID/)")
+    parser.add_argument("--tcp", metavar="HOST:PORT", default=SUPPRESS, help="also serve events on TCP (loopback only)")
+    parser.add_argument("--threads", type=int, metavar="N", default=SUPPRESS, help="onnxruntime threads")
+    parser.add_argument("--wait-for-client", action="store_true", default=SUPPRESS, help="start the source when the first client connects")
     parser.add_argument("--check-config", action="store_true", help="validate the config, the model and the index, then exit")
     parser.add_argument("--dump-config", action="store_true", help="print the complete default config (commented YAML) and exit")
 
 
-def _opt(args: argparse.Namespace, name: str):
-    """A flag's value, or None when it was not given (flags that override the config have no default)."""
-    value = getattr(args, name, None)
-    return str(value) if isinstance(value, Path) else value
-
-
-def overrides(args: argparse.Namespace) -> dict:
-    """CLI flags as dotted config keys (None: not given)."""
-    return {
-        "source": _opt(args, "source"),
-        "audio.realtime": _opt(args, "realtime"),
-        "audio.samplerate": _opt(args, "rate"),
-        "audio.channels": _opt(args, "channels"),
-        "server.socket": _opt(args, "socket"),
-        "server.tcp": _opt(args, "tcp"),
-        "server.wait_for_client": _opt(args, "wait_for_client"),
-        "decision.k": _opt(args, "k"),
-        "decision.mode": _opt(args, "mode"),
-        "model": _opt(args, "model"),
-        "index": _opt(args, "index"),
-        "inference.threads": _opt(args, "threads"),
-    }
+def log_level(args: argparse.Namespace) -> str | None:
+    """The config file's log_level; the CLI uses it unless --log-level was given."""
+    try:
+        return daemon_config(args, FLAGS).log_level
+    except ConfigError:
+        return None  # run() reports the error
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_asc.cli import configure_logging
-    from edge_asc.daemon.config import dump_yaml, load_config
+    from edge_asc.daemon.config import dump_yaml
 
     if args.dump_config:
         sys.stdout.write(dump_yaml())
         return 0
-    cfg = load_config(_opt(args, "config"), overrides(args))  # ConfigError -> exit 2 (cli)
-    if getattr(args, "log_level", None) is None and cfg.log_level != "INFO":
-        configure_logging(cfg.log_level)  # the file's level, unless --log-level was given (even --log-level INFO)
+    cfg = daemon_config(args, FLAGS)  # ConfigError -> exit 2 (cli)
 
     from edge_asc.runtime.encoder import ArtifactError
     from edge_asc.runtime.pipeline import load_artifacts
@@ -93,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     from edge_asc.daemon.daemon import Daemon
-    from edge_asc.protocol.server import ServerError
+    from edge_asc.protocol.addresses import ServerError
 
     try:
         daemon = Daemon(cfg, encoder, index, source)  # checks the settings against the model and index
@@ -104,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     if args.check_config:
-        where = _opt(args, "config") or "the defaults"
+        where = getattr(args, "config", None) or "the defaults"
         print(
             f"config OK ({where}): model {cfg.model_path()} ({len(encoder.meta.labels)} labels), "
             f"index {cfg.index_path()} ({len(index)} items), source {source.description}, "

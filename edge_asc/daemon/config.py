@@ -16,13 +16,12 @@ from typing import Any, Mapping
 
 import yaml
 
-from edge_asc import config as cfgmod
-from edge_asc.config import ConfigError
-from edge_asc.runtime.decision import MAX_K, MODES, TIE_BREAKS
+from edge_asc.config import ConfigError, apply_overrides, from_dict, load_yaml
+from edge_asc.protocol.server import QUEUE_SIZE, SLOW_POLICIES
+from edge_asc.runtime.decision import MAX_K, MODES, TIE_BREAKS, check_k
 
 SOURCE_FORMS = ("mic", "mic:NAME_OR_INDEX", "file:PATH", "stdin")
 LATENCIES = ("low", "high")
-SLOW_POLICIES = ("drop_oldest", "disconnect")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_WAIT_S = 3600.0  # the longest no_data_timeout / retry wait accepted
 MAX_EF = 10000  # the broadest hnswlib search accepted (inference.ef)
@@ -108,8 +107,7 @@ class DecisionConfig:
     )
 
     def __post_init__(self) -> None:
-        if not 1 <= self.k <= MAX_K:
-            raise ValueError(f"k must be from 1 to {MAX_K}, got {self.k}")
+        check_k(self.k)
         if not 1 <= self.neighbours <= 100:
             raise ValueError(f"neighbours must be from 1 to 100, got {self.neighbours}")
 
@@ -118,7 +116,7 @@ class DecisionConfig:
 class ServerConfig:
     socket: Path | None = _f(None, "Unix socket path, created with mode 0660 (null: $XDG_RUNTIME_DIR/edge-asc/edge-asc.sock, else /run/edge-asc/edge-asc.sock if /run/edge-asc exists (systemd RuntimeDirectory), else /tmp/edge-asc-$UID/edge-asc.sock)")
     tcp: str | None = _f(None, "also listen on TCP, as HOST:PORT (for example 127.0.0.1:8765); null: no TCP")
-    queue_size: int = _f(256, "events queued per client before the slow-client policy applies", "events")
+    queue_size: int = _f(QUEUE_SIZE, "events queued per client before the slow-client policy applies", "events")
     slow_policy: str = _f("drop_oldest", "a client whose queue is full loses its oldest events (counted and reported to it) or is disconnected", "", SLOW_POLICIES)
     wait_for_client: bool = _f(False, "start the audio source only once the first client has connected (demos, tests: no event is missed)")
 
@@ -186,26 +184,12 @@ def parse_hostport(text: str) -> tuple[str, int]:
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> DaemonConfig:
     """The config file (or the defaults), then ``overrides`` given as dotted keys (None = not given)."""
-    data: dict[str, Any] = cfgmod.load_yaml(path) if path is not None else {}
+    data: dict[str, Any] = load_yaml(path) if path is not None else {}
     try:
-        cfg = cfgmod.from_dict(DaemonConfig, data)
+        cfg = from_dict(DaemonConfig, data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from exc
     return apply_overrides(cfg, overrides or {})
-
-
-def apply_overrides(cfg: DaemonConfig, overrides: Mapping[str, Any]) -> DaemonConfig:
-    """Set dotted keys (``decision.k``) through the same validation as the file."""
-    tree = cfgmod.to_dict(cfg)
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        node = tree
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return cfgmod.from_dict(DaemonConfig, tree)
 
 
 # --- self-description: the commented default YAML and the docs table ----------------------------

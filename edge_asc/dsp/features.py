@@ -20,11 +20,13 @@ both call it on the same slice, so they produce identical numbers.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 import numpy as np
+
+from edge_asc.dsp.filters import dct_matrix, hann_window, mel_filterbank
+from edge_asc.dsp.median import median_of, median_plan, window_view
 
 # --- DSP constants (defined once; everything else is derived) -------------------------------------
 SAMPLE_RATE = 16000
@@ -142,120 +144,6 @@ class FeatureConfig:
 # --- filterbank and transforms -----------------------------------------------------------------
 
 
-def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    """Slaney mel scale (librosa's default, htk=False)."""
-    hz = np.asanyarray(hz, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    mel = hz / f_sp
-    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-12) / min_log_hz) / logstep, mel)
-
-
-def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    mel = np.asanyarray(mel, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
-
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
-    """(n_mels, n_fft // 2 + 1) triangular filters with Slaney area normalisation."""
-    fmax = sample_rate / 2.0 if fmax is None else fmax
-    fft_freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    mel_pts = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    fdiff = np.diff(mel_pts)
-    ramps = mel_pts[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_pts[2:] - mel_pts[:-2]))[:, None]
-    return weights
-
-
-def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_in, n_out) orthonormal DCT-II, so ``x @ D`` equals scipy's ``dct(x, type=2, norm='ortho')[:n_out]``."""
-    n = np.arange(n_in)[:, None]
-    k = np.arange(n_out)[None, :]
-    d = np.cos(np.pi / n_in * (n + 0.5) * k) * np.sqrt(2.0 / n_in)
-    d[:, 0] /= np.sqrt(2.0)
-    return d
-
-
-def hann_window(win_length: int, n_fft: int) -> np.ndarray:
-    """Periodic Hann window of ``win_length`` centred in ``n_fft`` (as librosa/scipy 'hann', fftbins=True)."""
-    w = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win_length) / win_length)
-    pad = n_fft - win_length
-    return np.pad(w, (pad // 2, pad - pad // 2))
-
-
-def _window_view(a: np.ndarray, width: int, axis: int) -> np.ndarray:
-    """``sliding_window_view(a, width, axis)`` for a C-contiguous 2-D array, without its per-call overhead."""
-    a = np.ascontiguousarray(a)
-    rows, cols = a.shape
-    s0, s1 = a.strides
-    if axis == 0:
-        return np.ndarray((rows - width + 1, cols, width), a.dtype, a, 0, (s0, s1, s0))
-    return np.ndarray((rows, cols - width + 1, width), a.dtype, a, 0, (s0, s1, s1))
-
-
-# Median selection networks: compare-exchange pairs (i, j) after which p[i] <= p[j]; afterwards p[k // 2]
-# is the median of the k inputs (checked for every 0/1 input in tests/test_features.py). Elementwise
-# np.minimum/np.maximum over whole planes beat a per-row sort; other kernel sizes fall back to a sort.
-MEDIAN_NETWORKS = {
-    3: ((0, 1), (1, 2), (0, 1)),
-    7: ((0, 5), (0, 3), (1, 6), (2, 4), (0, 1), (3, 5), (2, 6), (2, 3), (3, 6), (4, 5), (1, 4), (1, 3), (3, 4)),
-    9: (
-        (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8),
-        (0, 3), (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
-    ),
-}  # fmt: skip
-
-
-def median_plan(k: int) -> tuple[tuple[int, int, bool, bool], ...] | None:
-    """The network for k inputs pruned to what the median needs: (i, j, keep min in i, keep max in j)."""
-    network = MEDIAN_NETWORKS.get(k)
-    if network is None:
-        return None
-    live, ops = {k // 2}, []
-    for i, j in reversed(network):
-        need_min, need_max = i in live, j in live
-        if need_min or need_max:
-            ops.append((i, j, need_min, need_max))
-            live |= {i, j}
-    return tuple(reversed(ops))
-
-
-def median_of(planes: list[np.ndarray], plan: tuple[tuple[int, int, bool, bool], ...] | None) -> np.ndarray:
-    """Elementwise exact median of k equally shaped arrays (mean of the two middles if k is even)."""
-    if plan is None:
-        return _median_last_axis(np.stack(planes, axis=-1))
-    p = list(planes)
-    for i, j, need_min, need_max in plan:
-        a, b = p[i], p[j]
-        if need_min:
-            p[i] = np.minimum(a, b)
-        if need_max:
-            p[j] = np.maximum(a, b)
-    return p[len(p) // 2]
-
-
-def _median_last_axis(v: np.ndarray) -> np.ndarray:
-    """Exact median over the last axis of a non-negative float64 array (mean of the two middles if even).
-
-    Non-negative IEEE doubles order like their int64 bit patterns, and sorting int64 is faster; the
-    selected values are returned bit for bit.
-    """
-    k = v.shape[-1]
-    s = np.sort(np.ascontiguousarray(v).view(np.int64), axis=-1).view(np.float64)
-    if k % 2:
-        return s[..., k // 2]
-    return 0.5 * (s[..., k // 2] + s[..., k // 2 - 1])
-
-
 # --- the extractor -----------------------------------------------------------------------------
 
 
@@ -320,7 +208,7 @@ class FeatureExtractor:
     def _deltas(self, mfcc: np.ndarray) -> np.ndarray:
         """Causal slope over the last delta_width windows, for the segment's windows only."""
         w = self.config.delta_width
-        windows = _window_view(mfcc, w, axis=0)  # (n_frames-w+1, n_mfcc, w)
+        windows = window_view(mfcc, w, axis=0)  # (n_frames-w+1, n_mfcc, w)
         slopes = windows @ self.delta_weights
         return slopes[-self.config.frames_per_segment :]
 

@@ -19,6 +19,10 @@ client. On the loop, each connection has
 
 ``subscribe`` and ``ping`` are handled here; every other valid request (``set``) goes to the
 ``on_request`` callback, on the server's thread, and what it returns is sent to that client only.
+
+The module is long (about 480 lines) because EventServer is one state machine on one asyncio loop: its
+life cycle, fan-out, queues and request handling share that loop's state. Addresses, listening sockets
+and the per-connection record live in their own modules (addresses, sockets, connection).
 """
 
 from __future__ import annotations
@@ -28,18 +32,16 @@ import collections
 import logging
 import os
 import socket
-import stat
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edge_asc.protocol.addresses import Address, ServerError, make_private_dir, parse_uri, tmp_socket_dir
+from edge_asc.protocol.addresses import Address, ServerError, parse_uri
+from edge_asc.protocol.connection import ClientStats, Connection, ServerStats
 from edge_asc.protocol.messages import (
     ALWAYS_EVENTS,
     BAD_REQUEST,
-    DEFAULT_EVENTS,
     DROPPED,
     INTERNAL,
     REQUEST_PREVIEW_CHARS,
@@ -53,11 +55,10 @@ from edge_asc.protocol.messages import (
     Subscribe,
     preview,
 )
+from edge_asc.protocol.sockets import listen_tcp, listen_unix
 
 log = logging.getLogger(__name__)
 
-SOCKET_MODE = 0o660  # owner and group may connect
-DIR_MODE = 0o750  # a socket directory this server creates: group members may reach the socket
 
 SLOW_POLICIES = ("drop_oldest", "disconnect")
 QUEUE_SIZE = 256  # lines waiting per client before the slow policy applies
@@ -68,131 +69,12 @@ WRITE_BUFFER_HIGH = 64 * 1024  # bytes the loop buffers for a socket before wait
 READ_CHUNK = 64 * 1024
 REQUEST_PREVIEW_BYTES = 4 * REQUEST_PREVIEW_CHARS  # enough UTF-8 bytes for an error's quote
 CLOSE_GRACE_S = 1.0  # on stop, time for clients to take their last lines before they are cut off
-LIVE_CHECK_TIMEOUT_S = 1.0  # connecting to an existing socket file to see if a daemon answers
-BACKLOG = 64
-
-
-def _socket_answers(path: Path) -> bool:
-    """Whether something accepts connections on the Unix socket file ``path``."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(LIVE_CHECK_TIMEOUT_S)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        return False
-    except TimeoutError:
-        return True  # a listener too busy to accept is still a listener
-    except OSError as exc:
-        raise ServerError(f"cannot check whether a daemon listens on {path}: {exc.strerror or exc}") from exc
-    finally:
-        probe.close()
-    return True
-
-
-def _listen_unix(path: Path) -> tuple[socket.socket, int]:
-    """A listening Unix socket at ``path`` (mode 0660) and the inode of its file."""
-    if path.parent == tmp_socket_dir():
-        make_private_dir(path.parent)
-    try:
-        if not path.parent.is_dir():
-            path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            log.info("created socket directory %s", path.parent)
-    except OSError as exc:
-        raise ServerError(f"cannot create the socket directory {path.parent}: {exc.strerror or exc}") from exc
-    if os.path.lexists(path):
-        if not stat.S_ISSOCK(os.lstat(path).st_mode):
-            raise ServerError(f"{path} exists and is not a socket; refusing to replace it")
-        if _socket_answers(path):
-            raise ServerError(f"another daemon is already listening on {path}")
-        log.warning("replacing stale socket %s (nothing answers on it)", path)
-        try:
-            path.unlink()
-        except OSError as exc:
-            raise ServerError(f"cannot remove the stale socket {path}: {exc.strerror or exc}") from exc
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(str(path))
-        os.chmod(path, SOCKET_MODE)  # before listen(): nobody can connect in between
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-        inode = os.stat(path).st_ino
-    except OSError as exc:
-        sock.close()
-        raise ServerError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
-    return sock, inode
-
-
-def _listen_tcp(address: Address) -> socket.socket:
-    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address.host, address.port))
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-    except OSError as exc:
-        sock.close()
-        raise ServerError(f"cannot listen on {address.uri}: {exc.strerror or exc}") from exc
-    return sock
 
 
 # --- statistics -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ClientStats:
-    id: int
-    peer: str
-    events: tuple[str, ...]  # streamed event types it subscribed to
-    queued: int  # lines waiting in its queue
-    sent: int  # lines handed to its socket
-    dropped: int  # lines it lost by reading too slowly
-    connected_s: float
-
-
-@dataclass(frozen=True)
-class ServerStats:
-    subscribers: int  # connected clients
-    drops: int  # lines lost by slow clients since start (all clients, gone ones included)
-    disconnects: int  # clients disconnected for being too slow (slow_policy "disconnect")
-    published: int  # events published since start
-    clients: tuple[ClientStats, ...]
-
-
 # --- one connection (all of it lives on the server's loop) -----------------------------------------
-
-
-class _Connection:
-    def __init__(self, cid: int, peer: str, writer: asyncio.StreamWriter) -> None:
-        self.id = cid
-        self.peer = peer
-        self.writer = writer
-        self.events = frozenset(DEFAULT_EVENTS + ALWAYS_EVENTS)
-        self.queue: collections.deque[bytes] = collections.deque()
-        self.wake = asyncio.Event()
-        self.pending_drops = 0  # dropped since the last report to the client
-        self.dropped = 0
-        self.sent = 0
-        self.bad_requests = 0  # in a row
-        self.close_when_flushed = False
-        self.aborted = False
-        self.connected_at = time.monotonic()
-
-    @property
-    def name(self) -> str:
-        return f"client {self.id} ({self.peer})"
-
-    def abort(self) -> None:
-        """Cut the connection now, dropping whatever it had not taken."""
-        self.aborted = True
-        self.queue.clear()
-        self.writer.transport.abort()
-        self.wake.set()
-
-    def close_soon(self) -> None:
-        """Send what is queued, then close."""
-        self.close_when_flushed = True
-        self.wake.set()
 
 
 class EventServer:
@@ -243,7 +125,7 @@ class EventServer:
         self._unix_files: list[tuple[Path, int]] = []  # (path, inode) to remove on stop
         self._bound: list[Address] = []
         self._conns_lock = threading.Lock()  # guards _conns for readers on other threads (stats)
-        self._conns: dict[int, _Connection] = {}
+        self._conns: dict[int, Connection] = {}
         self._next_id = 1
         self._subscribed = collections.Counter()  # event type -> connected clients that get it
         self._published = 0
@@ -260,11 +142,11 @@ class EventServer:
         try:
             for address in self._addresses:
                 if address.scheme == "unix":
-                    sock, inode = _listen_unix(address.path)
+                    sock, inode = listen_unix(address.path)
                     self._unix_files.append((address.path, inode))
                     self._bound.append(address)
                 else:
-                    sock = _listen_tcp(address)
+                    sock = listen_tcp(address)
                     host, port = sock.getsockname()[:2]
                     self._bound.append(Address("tcp", host=host, port=port))
                 socks.append(sock)
@@ -417,7 +299,7 @@ class EventServer:
             if event_type in conn.events:
                 self._enqueue(conn, line)
 
-    def _enqueue(self, conn: _Connection, line: bytes) -> None:
+    def _enqueue(self, conn: Connection, line: bytes) -> None:
         if conn.aborted or conn.close_when_flushed:
             return
         if len(conn.queue) >= self._queue_size:
@@ -438,7 +320,7 @@ class EventServer:
         conn.queue.append(line)
         conn.wake.set()
 
-    def _set_events(self, conn: _Connection, events: frozenset[str]) -> None:
+    def _set_events(self, conn: Connection, events: frozenset[str]) -> None:
         self._subscribed.subtract(conn.events)
         conn.events = events
         self._subscribed.update(conn.events)
@@ -453,7 +335,7 @@ class EventServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
-        conn = _Connection(self._next_id, peer, writer)
+        conn = Connection(self._next_id, peer, writer)
         self._next_id += 1
         writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         sock = writer.get_extra_info("socket")
@@ -483,12 +365,12 @@ class EventServer:
                 writer.transport.abort()
             log.debug("%s gone (sent %d, dropped %d)", conn.name, conn.sent, conn.dropped)
 
-    def _reader_done(self, conn: _Connection, task: asyncio.Task) -> None:
+    def _reader_done(self, conn: Connection, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: unexpected error handling its requests; closing", conn.name, exc_info=task.exception())
             conn.abort()
 
-    async def _write_events(self, conn: _Connection) -> None:
+    async def _write_events(self, conn: Connection) -> None:
         """Move the queue into the socket until the client goes or the connection is closed."""
         writer = conn.writer
         try:
@@ -520,7 +402,7 @@ class EventServer:
         except (TimeoutError, ConnectionError, OSError):
             writer.transport.abort()
 
-    async def _read_requests(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
+    async def _read_requests(self, conn: Connection, reader: asyncio.StreamReader) -> None:
         """Split the client's bytes into request lines of bounded length and handle each."""
         buf = bytearray()
         skipping = 0  # bytes of an over-long line thrown away so far
@@ -557,7 +439,7 @@ class EventServer:
                 else:
                     self._handle_line(conn, line)
 
-    def _handle_line(self, conn: _Connection, line: bytes) -> None:
+    def _handle_line(self, conn: Connection, line: bytes) -> None:
         if not line.strip():
             return  # an empty line (someone pressing Enter in socat)
         try:
@@ -588,14 +470,14 @@ class EventServer:
             reply = Error(INTERNAL, "the daemon could not handle this request", request=preview(line))
         self._enqueue(conn, reply.to_line())
 
-    def _bad_request(self, conn: _Connection, message: str, line: bytes) -> None:
+    def _bad_request(self, conn: Connection, message: str, line: bytes) -> None:
         conn.bad_requests += 1
         log.debug("%s: bad request: %s", conn.name, message)
         self._enqueue(conn, Error(BAD_REQUEST, message, request=preview(line)).to_line())
         if conn.bad_requests >= MAX_BAD_REQUESTS:
             self._refuse(conn, f"{conn.bad_requests} bad requests in a row; closing the connection")
 
-    def _refuse(self, conn: _Connection, message: str) -> None:
+    def _refuse(self, conn: Connection, message: str) -> None:
         log.warning("%s: %s", conn.name, message)
         self._enqueue(conn, Error(BAD_REQUEST, message).to_line())
         conn.close_soon()

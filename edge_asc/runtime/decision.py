@@ -159,12 +159,14 @@ class DecisionPolicy:
 
 
 def check_k(k: int) -> int:
+    """The one rule for k, wherever it comes from (config file, flag, socket request): 1 to MAX_K."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise ValueError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
     return k
 
 
 def check_mode(mode: str) -> str:
+    """The one rule for the decision mode: one of MODES."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not accepted; accepted values: {', '.join(MODES)}")
     return mode

@@ -1,10 +1,10 @@
 """The runtime encoder: an exported ONNX model and its ``edge_asc`` metadata (numpy + onnxruntime only).
 
-The file contract (docs/CONTRACTS.md): input ``features`` float32 ``[batch, frames, n_features]`` of raw
-features (normalisation is folded into the graph), output ``embedding`` float32 ``[batch, D]``, and a
-``metadata_props`` entry ``edge_asc`` holding a JSON object with the labels, the feature settings, the
-embedding size, the model variant and the package version. A file that is not ONNX, or whose metadata is
-missing or does not describe the graph, is refused with an ``ArtifactError`` naming the file and the fault.
+The file contract is edge_asc.contract (docs/CONTRACTS.md): input ``features`` float32
+``[batch, frames, n_features]`` of raw features (normalisation is folded into the graph), output
+``embedding`` float32 ``[batch, D]``, and a ``metadata_props`` entry ``edge_asc`` that
+``contract.ModelMeta`` reads. A file that is not ONNX, or whose metadata is missing or does not describe
+the graph, is refused with an ``ArtifactError`` naming the file and the fault.
 
 The file is read once: its SHA-256 (which the index manifest records) is computed over exactly the bytes
 the session is built from.
@@ -13,126 +13,15 @@ the session is built from.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from edge_asc.config import ConfigError
-from edge_asc.dsp.features import FeatureConfig
+from edge_asc.contract import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ArtifactError, ModelMeta
 
 log = logging.getLogger(__name__)
-
-FORMAT = 1  # the metadata format this reader understands
-METADATA_KEY = "edge_asc"
-INPUT_NAME = "features"
-OUTPUT_NAME = "embedding"
-VARIANTS = ("audio", "triplet", "noattn", "softmax")
-HASH_CHUNK = 1 << 20
-
-
-class ArtifactError(Exception):
-    """A model or index file that cannot be used; the message names the file and what is wrong."""
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class ModelMeta:
-    """What an encoder file says about itself (its ``edge_asc`` metadata) plus the file's SHA-256."""
-
-    labels: tuple[str, ...]
-    feature_config: FeatureConfig
-    embedding_size: int
-    variant: str
-    version: str
-    format: int
-    sha256: str
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    path: str = field(default="", compare=False)
-
-    @property
-    def input_shape(self) -> tuple[int, int]:
-        """(frames, n_features) of one segment."""
-        return (self.feature_config.frames_per_segment, self.feature_config.n_features)
-
-    @classmethod
-    def from_json(cls, text: str, sha256: str, path: str | Path = "") -> "ModelMeta":
-        """Parse and check the ``edge_asc`` metadata JSON; raises ArtifactError naming ``path`` and the key."""
-        where = f"{path}: " if path else ""
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{where}metadata '{METADATA_KEY}' is not valid JSON ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ArtifactError(f"{where}metadata '{METADATA_KEY}' must be a JSON object, got {type(raw).__name__}")
-        return cls.from_dict(raw, sha256, path)
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], sha256: str, path: str | Path = "") -> "ModelMeta":
-        where = f"{path}: " if path else ""
-
-        def need(key: str) -> Any:
-            if key not in raw:
-                raise ArtifactError(f"{where}metadata '{METADATA_KEY}' has no '{key}'")
-            return raw[key]
-
-        fmt = need("format")
-        if isinstance(fmt, bool) or not isinstance(fmt, int):
-            raise ArtifactError(f"{where}metadata format must be an integer, got {fmt!r}")
-        if fmt != FORMAT:
-            raise ArtifactError(f"{where}metadata format {fmt} is not supported (this edge-asc reads format {FORMAT})")
-        labels = need("labels")
-        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
-            raise ArtifactError(f"{where}metadata 'labels' must be a non-empty list of names, got {labels!r}")
-        if len(set(labels)) != len(labels):
-            dupes = sorted({x for x in labels if labels.count(x) > 1})
-            raise ArtifactError(f"{where}metadata 'labels' repeats {', '.join(dupes)}")
-        features = need("features")
-        if not isinstance(features, dict):
-            raise ArtifactError(f"{where}metadata 'features' must be an object, got {features!r}")
-        try:
-            feature_config = FeatureConfig.from_dict(features)
-        except ConfigError as exc:
-            raise ArtifactError(f"{where}metadata {exc}") from exc
-        size = need("embedding_size")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ArtifactError(f"{where}metadata 'embedding_size' must be a positive integer, got {size!r}")
-        variant = need("variant")
-        if variant not in VARIANTS:
-            raise ArtifactError(f"{where}metadata 'variant' {variant!r} is not one of {', '.join(VARIANTS)}")
-        version = need("version")
-        if not isinstance(version, str):
-            raise ArtifactError(f"{where}metadata 'version' must be a string, got {version!r}")
-        for key, expected in (
-            ("sample_rate", feature_config.sample_rate),
-            ("segment_samples", feature_config.segment_samples),
-        ):
-            if key in raw and raw[key] != expected:
-                raise ArtifactError(
-                    f"{where}metadata '{key}' is {raw[key]!r} but its feature settings give {expected!r}"
-                )
-        return cls(
-            labels=tuple(labels),
-            feature_config=feature_config,
-            embedding_size=size,
-            variant=variant,
-            version=version,
-            format=fmt,
-            sha256=sha256,
-            raw=dict(raw),
-            path=str(path),
-        )
 
 
 def _session_options(threads: int):

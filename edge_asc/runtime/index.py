@@ -1,57 +1,52 @@
 """The segment index: labelled embeddings in an hnswlib graph, saved beside a manifest (numpy + hnswlib only).
 
-An index directory holds three files (docs/CONTRACTS.md):
+An index directory holds three files (edge_asc.contract, docs/CONTRACTS.md):
 
 * ``index.bin``: the hnswlib graph (space l2; distances are squared Euclidean), item ids 0..N-1;
-* ``items.npz``: per item its label (index into the manifest's labels), scene and recording (indices into
-  the ``scene_ids`` / ``recording_ids`` tables stored beside them), and its segment position in the scene;
-* ``manifest.json``: the encoder's SHA-256, labels, feature settings and embedding size the items were
-  computed with, the hnswlib settings, the item count, where the items came from, and the size and
-  SHA-256 of the two other files.
+* ``items.npz``: per item its label, scene, recording and segment position (edge_asc.runtime.items);
+* ``manifest.json``: ``contract.IndexManifest``: the encoder's SHA-256, labels, feature settings and
+  embedding size the items were computed with, the hnswlib settings, the item count, where the items came
+  from, and the size and SHA-256 of the two other files.
 
-``save`` is atomic: everything is written and fsynced in a temporary directory beside the target, read
-back, and only then renamed into place (an existing index is swapped out in one step where the system
-allows it, and never removed before the new one is in place). ``load`` checks the files against the
-manifest and, given the encoder's metadata, refuses an index built for another encoder with an
-``ArtifactMismatch`` that names every field that differs and both values.
+``save`` is atomic (edge_asc.fsutil.atomic_write_dir): everything is written and fsynced in a temporary
+directory beside the target, read back, and only then renamed into place (an existing index is swapped out
+in one step where the system allows it, and never removed before the new one is in place). ``load`` checks
+the files against the manifest and, given the encoder's metadata, refuses an index built for another
+encoder with an ``ArtifactMismatch`` that names every field that differs and both values.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import errno
-import json
 import logging
-import os
-import secrets
-import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from edge_asc.runtime.encoder import ArtifactError, ModelMeta, file_sha256
+from edge_asc.contract import (
+    DEFAULT_EF,
+    DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_M,
+    DEFAULT_SEED,
+    INDEX_FILE,
+    ITEMS_FILE,
+    MANIFEST_FILE,
+    SPACE,
+    ArtifactError,
+    FileRecord,
+    IndexManifest,
+    ModelMeta,
+    check_fits,
+)
+from edge_asc.fsutil import atomic_write_dir
+from edge_asc.runtime.items import check_file, id_table, read_items, write_items
+from edge_asc.runtime.select import select_per_label
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-SPACE = "l2"
-INDEX_FILE = "index.bin"
-ITEMS_FILE = "items.npz"
-MANIFEST_FILE = "manifest.json"
-ITEM_ARRAYS = ("label", "scene", "recording", "position", "scene_ids", "recording_ids")
-
-# hnswlib settings, measured by bench/bench_encoder_index.py (D = 129, one thread, single queries): recall@1
-# against exact search 1.000 on ambient13's segments (12k items, 0.03 ms), 0.998 at 100k and 0.994 at 1M random
-# vectors on a 16-dimensional structure (0.16 / 0.27 ms median on the shared 2-core machine). iid Gaussian vectors
-# reach 0.99 at no usable ef (0.63 at ef 512, 1M): their nearest neighbour is barely nearer than any other item.
-DEFAULT_M = 16
-DEFAULT_EF_CONSTRUCTION = 200
-DEFAULT_EF = 64
-DEFAULT_SEED = 100
 ADD_CHUNK = 50_000  # items added per hnswlib call (progress is reported between calls)
 
 
@@ -74,228 +69,6 @@ class IndexConfig:
             raise ValueError(f"max_per_label must be positive (or null for all), got {self.max_per_label}")
         if self.batch_size < 1 or self.threads < 1:
             raise ValueError(f"batch_size and threads must be positive, got {self.batch_size}, {self.threads}")
-
-
-class ArtifactMismatch(ArtifactError):
-    """An index that was not built for the encoder it is used with; ``differences`` lists each field."""
-
-    def __init__(self, message: str, differences: Sequence[tuple[str, Any, Any]]) -> None:
-        super().__init__(message)
-        self.differences = list(differences)  # (field, index value, encoder value)
-
-
-# --- the manifest ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IndexManifest:
-    encoder_sha256: str
-    labels: tuple[str, ...]
-    features: Mapping[str, Any]  # FeatureConfig.to_dict() of the encoder
-    embedding_size: int
-    M: int
-    ef_construction: int
-    ef: int
-    count: int
-    variant: str
-    created: str  # UTC, ISO 8601
-    encoder_file: str = ""  # the encoder's file name when the index was built (for messages only)
-    dataset: Mapping[str, Any] = field(default_factory=dict)
-    files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> {"bytes", "sha256"}
-    format: int = FORMAT
-    space: str = SPACE
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["labels"] = list(self.labels)
-        return d
-
-    @classmethod
-    def from_dict(cls, raw: Any, where: str) -> "IndexManifest":
-        if not isinstance(raw, dict):
-            raise ArtifactError(f"{where}: manifest must be a JSON object, got {type(raw).__name__}")
-        fmt = raw.get("format")
-        if fmt != FORMAT:
-            raise ArtifactError(f"{where}: manifest format {fmt!r} is not supported (this edge-asc reads format {FORMAT})")
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(n for n in names if n not in raw and n not in ("encoder_file", "dataset", "files"))
-        if missing:
-            raise ArtifactError(f"{where}: manifest has no {', '.join(missing)}")
-        unknown = sorted(set(raw) - names)
-        if unknown:
-            log.warning("%s: manifest keys not understood by this edge-asc: %s", where, ", ".join(unknown))
-        if raw["space"] != SPACE:
-            raise ArtifactError(f"{where}: manifest space {raw['space']!r} is not supported (only {SPACE!r})")
-        for key in ("embedding_size", "M", "ef_construction", "ef", "count"):
-            v = raw[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "count" else 1):
-                raise ArtifactError(f"{where}: manifest {key} must be a positive integer, got {v!r}")
-        labels = raw["labels"]
-        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-            raise ArtifactError(f"{where}: manifest labels must be a list of names, got {labels!r}")
-        if not isinstance(raw["features"], dict):
-            raise ArtifactError(f"{where}: manifest features must be an object, got {raw['features']!r}")
-        return cls(**{k: (tuple(v) if k == "labels" else v) for k, v in raw.items() if k in names})
-
-
-def differences(manifest: IndexManifest, meta: ModelMeta) -> list[tuple[str, Any, Any]]:
-    """(field, index value, encoder value) for every setting the index and the encoder disagree on."""
-    out: list[tuple[str, Any, Any]] = []
-    if manifest.encoder_sha256 != meta.sha256:
-        out.append(("encoder_sha256", manifest.encoder_sha256, meta.sha256))
-    if tuple(manifest.labels) != tuple(meta.labels):
-        out.append(("labels", tuple(manifest.labels), tuple(meta.labels)))
-    model_features = meta.feature_config.to_dict()
-    for key in sorted(set(manifest.features) | set(model_features)):
-        a, b = manifest.features.get(key, "<absent>"), model_features.get(key, "<absent>")
-        if a != b:
-            out.append((f"features.{key}", a, b))
-    if manifest.embedding_size != meta.embedding_size:
-        out.append(("embedding_size", manifest.embedding_size, meta.embedding_size))
-    if manifest.variant != meta.variant:
-        out.append(("variant", manifest.variant, meta.variant))
-    return out
-
-
-def _short(sha: str) -> str:
-    return sha[:12] + "…"
-
-
-def _labels_difference(a: Sequence[str], b: Sequence[str]) -> str:
-    only_a, only_b = [x for x in a if x not in b], [x for x in b if x not in a]
-    if not only_a and not only_b:
-        return f"the same {len(a)} labels in another order (index: {', '.join(a)}; model: {', '.join(b)})"
-    parts = []
-    if only_a:
-        parts.append(f"only the index has {', '.join(only_a)}")
-    if only_b:
-        parts.append(f"only the model has {', '.join(only_b)}")
-    return f"labels differ: {'; '.join(parts)} ({len(a)} labels in the index, {len(b)} in the model)"
-
-
-def mismatch_message(index_dir: str | Path, model: str | Path, diffs: Sequence[tuple[str, Any, Any]]) -> str:
-    lines = []
-    for name, a, b in diffs:
-        if name == "encoder_sha256":
-            lines.append(f"it was built for encoder sha256 {_short(a)} but {model} is {_short(b)}")
-        elif name == "labels":
-            lines.append(_labels_difference(a, b))
-        else:
-            lines.append(f"{name} is {a!r} in the index but {b!r} in {model}")
-    return f"index {index_dir} does not fit encoder {model}: " + "; ".join(lines)
-
-
-# --- atomic directory writes ------------------------------------------------------------------------
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # systems that cannot open a directory (Windows): nothing to sync
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.EBADF):  # directories without fsync support
-            raise
-    finally:
-        os.close(fd)
-
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two existing paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError, TypeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    renameat2.restype = ctypes.c_int
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _sibling(target: Path, kind: str) -> Path:
-    """An unused hidden name beside ``target`` (``.<name>.<kind>-<pid>-<random>``)."""
-    return target.parent / f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put the complete directory ``new`` at ``target``; an existing ``target`` is removed only afterwards."""
-    if not target.exists():
-        os.rename(new, target)
-        return
-    if _exchange(new, target):
-        shutil.rmtree(new)  # now holds the previous index
-        return
-    old = _sibling(target, "old")
-    os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except OSError:
-        os.rename(old, target)  # put the previous index back
-        raise
-    shutil.rmtree(old)
-
-
-# --- reduction ---------------------------------------------------------------------------------------
-
-
-def select_per_label(labels: np.ndarray, recordings: np.ndarray, max_items_per_label: int, seed: int = 0) -> np.ndarray:
-    """Sorted item indices keeping at most ``max_items_per_label`` items of each label.
-
-    labels, recordings: (N,) int64. Within a label, items are drawn round-robin over its recordings (a
-    random item of each recording in turn, seeded), so every recording keeps a share.
-    """
-    if isinstance(max_items_per_label, bool) or not isinstance(max_items_per_label, (int, np.integer)) or max_items_per_label < 1:
-        raise ValueError(f"max_items_per_label must be a positive integer, got {max_items_per_label!r}")
-    labels, recordings = np.asarray(labels, dtype=np.int64), np.asarray(recordings, dtype=np.int64)
-    n = labels.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    shuffle = np.random.default_rng(seed).permutation(n)
-    # rank of each item among the items of its (label, recording), in shuffled order
-    order = shuffle[np.lexsort((recordings[shuffle], labels[shuffle]))]
-    group = labels[order] * (int(recordings.max()) + 1) + recordings[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
-    # per label: lowest ranks first (one item of each recording, then a second...), ties in shuffled order
-    tiebreak = np.empty(n, dtype=np.int64)
-    tiebreak[shuffle] = np.arange(n)
-    by_label = np.lexsort((tiebreak, rank, labels))
-    label_sorted = labels[by_label]
-    first = np.searchsorted(label_sorted, label_sorted, side="left")
-    return np.sort(by_label[np.arange(n) - first < max_items_per_label]).astype(np.int64)
-
-
-# --- the index --------------------------------------------------------------------------------------
-
-
-def _table(values: Sequence[Any] | np.ndarray, name: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-item ids -> (unique ids as a plain array, (n,) int64 index into them)."""
-    arr = np.asarray(values)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have one entry per embedding ({n}), got shape {arr.shape}")
-    if arr.dtype == object:
-        arr = arr.astype(str)
-    uniq, inverse = np.unique(arr, return_inverse=True)
-    return uniq, inverse.astype(np.int64)
 
 
 class SegmentIndex:
@@ -345,32 +118,11 @@ class SegmentIndex:
         """
         import hnswlib
 
-        x = np.asarray(embeddings)
-        if x.ndim != 2 or x.shape[1] != meta.embedding_size:
-            raise ValueError(f"embeddings must be (N, {meta.embedding_size}) for this encoder, got {x.shape}")
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(f"embeddings must be floating point, got {x.dtype}")
-        x = np.ascontiguousarray(x, dtype=np.float32)  # (N, D)
-        n = x.shape[0]
-        if n == 0:
-            raise ValueError("cannot build an index without embeddings")
-        if not np.isfinite(x).all():
-            raise ValueError("embeddings contain NaN or infinite values")
         for name, v, low in (("M", M, 2), ("ef_construction", ef_construction, 1), ("ef", ef, 1), ("threads", threads, 1)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-        labels = np.asarray(item_labels)
-        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"item_labels must be ({n},) integers, got {labels.shape} {labels.dtype}")
-        labels = labels.astype(np.int64)
-        if labels.min() < 0 or labels.max() >= len(meta.labels):
-            raise ValueError(f"item_labels must lie in 0..{len(meta.labels) - 1} (the encoder's {len(meta.labels)} labels)")
-        scene_table, scene = _table(scene_ids, "scene_ids", n)
-        recording_table, recording = _table(recording_ids, "recording_ids", n)
-        pos = np.zeros(n, dtype=np.int64) if positions is None else np.asarray(positions, dtype=np.int64)
-        if pos.shape != (n,):
-            raise ValueError(f"positions must have one entry per embedding ({n}), got shape {pos.shape}")
-
+        x, items = _build_items(embeddings, item_labels, scene_ids, recording_ids, positions, meta)
+        n = x.shape[0]
         hnsw = hnswlib.Index(space=SPACE, dim=meta.embedding_size)
         hnsw.init_index(max_elements=n, M=int(M), ef_construction=int(ef_construction), random_seed=int(seed))
         hnsw.set_num_threads(threads)
@@ -379,28 +131,15 @@ class SegmentIndex:
             hnsw.add_items(x[start:stop], np.arange(start, stop), num_threads=threads)
             if progress is not None:
                 progress(stop, n)
-        manifest = IndexManifest(
-            encoder_sha256=meta.sha256,
-            labels=tuple(meta.labels),
-            features=meta.feature_config.to_dict(),
-            embedding_size=meta.embedding_size,
+        manifest = IndexManifest.for_encoder(
+            meta,
             M=int(M),
             ef_construction=int(ef_construction),
             ef=int(ef),
             count=n,
-            variant=meta.variant,
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            encoder_file=Path(meta.path).name if meta.path else "",
             dataset=dict(dataset or {}),
         )
-        items = {
-            "label": labels,
-            "scene": scene,
-            "recording": recording,
-            "position": pos,
-            "scene_ids": scene_table,
-            "recording_ids": recording_table,
-        }
         return cls(hnsw, items, manifest, threads=threads)
 
     # --- what it holds ---
@@ -439,10 +178,7 @@ class SegmentIndex:
 
     def check(self, meta: ModelMeta, where: str | Path = "") -> None:
         """Raise ArtifactMismatch naming every field where this index and the encoder ``meta`` differ."""
-        diffs = differences(self.manifest, meta)
-        if diffs:
-            model = meta.path or "the encoder"
-            raise ArtifactMismatch(mismatch_message(where or "(in memory)", model, diffs), diffs)
+        check_fits(self.manifest, meta, where or "(in memory)")
 
     # --- searching ---
     def set_ef(self, ef: int) -> None:
@@ -492,7 +228,7 @@ class SegmentIndex:
         """
         keep = select_per_label(self.item_labels, self._recording, max_items_per_label, seed)
         n = len(self)
-        meta = self._meta()
+        meta = self.manifest.encoder_meta()
         dataset = dict(self.manifest.dataset)
         dataset["subsample"] = {"max_items_per_label": int(max_items_per_label), "seed": int(seed), "from_count": n}
         return SegmentIndex.build(
@@ -509,25 +245,13 @@ class SegmentIndex:
             threads=self.threads,
         )
 
-    def _meta(self) -> ModelMeta:
-        """The encoder description this index was built for (enough to build a derived index)."""
-        from edge_asc.dsp.features import FeatureConfig
-
-        m = self.manifest
-        return ModelMeta(
-            labels=tuple(m.labels),
-            feature_config=FeatureConfig.from_dict(m.features),
-            embedding_size=m.embedding_size,
-            variant=m.variant,
-            version="",
-            format=1,
-            sha256=m.encoder_sha256,
-            path=m.encoder_file,
-        )
-
     # --- files ---
     def save(self, directory: str | Path) -> Path:
-        """Write the index to ``directory`` atomically (replacing an index already there); returns the path."""
+        """Write the index to ``directory`` atomically (replacing an index already there); returns the path.
+
+        The files are read back with ``load`` before they replace anything; a symbolic link at
+        ``directory`` stays and the index it points to is replaced; a file, or a non-empty directory that
+        holds no index, is refused."""
         target = Path(directory)
         if target.is_symlink():
             target = target.resolve()  # replace what the link points to; the link stays
@@ -536,45 +260,29 @@ class SegmentIndex:
                 raise ArtifactError(f"{target}: exists and is not a directory; not replacing it with an index")
             if not (target / MANIFEST_FILE).is_file() and any(target.iterdir()):
                 raise ArtifactError(f"{target}: is a non-empty directory without {MANIFEST_FILE}; not replacing it with an index")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _sibling(target, "tmp")
-        os.mkdir(tmp)  # mode 0o777 less the umask, as the directory it will become
-        try:
-            self._write(tmp)
-            SegmentIndex.load(tmp)  # read everything back before it replaces anything
-            _replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        _fsync_dir(target.parent)
+        atomic_write_dir(target, self._write, SegmentIndex.load)
         log.info("index of %d items written to %s", len(self), target)
         return target
 
     def _write(self, tmp: Path) -> None:
+        """Fill the fresh directory ``tmp`` (atomic_write_dir syncs and renames it)."""
         index_path, items_path = tmp / INDEX_FILE, tmp / ITEMS_FILE
         self._hnsw.save_index(str(index_path))
-        with open(items_path, "wb") as f:
-            np.savez(
-                f,
-                label=self.item_labels,
-                scene=self._scene,
-                recording=self._recording,
-                position=self.positions,
-                scene_ids=self._scene_table,
-                recording_ids=self._recording_table,
-            )
-        files = {}
-        for path in (index_path, items_path):
-            _fsync_file(path)
-            files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+        write_items(items_path, self._items())
+        files = {path.name: FileRecord.of(path) for path in (index_path, items_path)}
         manifest = dataclasses.replace(self.manifest, files=files)
-        text = json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n"
-        with open(tmp / MANIFEST_FILE, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        (tmp / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
         self.manifest = manifest
+
+    def _items(self) -> dict[str, np.ndarray]:
+        return {
+            "label": self.item_labels,
+            "scene": self._scene,
+            "recording": self._recording,
+            "position": self.positions,
+            "scene_ids": self._scene_table,
+            "recording_ids": self._recording_table,
+        }
 
     @classmethod
     def load(cls, directory: str | Path, encoder_meta: ModelMeta | None = None, threads: int = 1) -> "SegmentIndex":
@@ -590,18 +298,12 @@ class SegmentIndex:
             text = manifest_path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ArtifactError(f"index {directory}: cannot read {MANIFEST_FILE} ({exc.strerror or exc})") from exc
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{manifest_path}: not valid JSON ({exc})") from exc
-        manifest = IndexManifest.from_dict(raw, str(manifest_path))
+        manifest = IndexManifest.from_json(text, str(manifest_path))
         if encoder_meta is not None:
-            diffs = differences(manifest, encoder_meta)
-            if diffs:
-                raise ArtifactMismatch(mismatch_message(directory, encoder_meta.path or "the encoder", diffs), diffs)
+            check_fits(manifest, encoder_meta, directory)
         for name in (INDEX_FILE, ITEMS_FILE):
-            _check_file(directory / name, manifest.files.get(name))
-        items = _read_items(directory / ITEMS_FILE, manifest)
+            check_file(directory / name, manifest.files.get(name))
+        items = read_items(directory / ITEMS_FILE, manifest)
         hnsw = hnswlib.Index(space=SPACE, dim=manifest.embedding_size)
         try:
             hnsw.load_index(str(directory / INDEX_FILE), max_elements=manifest.count)
@@ -614,37 +316,40 @@ class SegmentIndex:
         return cls(hnsw, items, manifest, threads=threads)
 
 
-def _check_file(path: Path, expected: Mapping[str, Any] | None) -> None:
-    if not path.is_file():
-        raise ArtifactError(f"{path}: missing from the index directory")
-    if expected is None:
-        raise ArtifactError(f"{path}: not listed in the manifest's files")
-    size = path.stat().st_size
-    if size != expected.get("bytes"):
-        raise ArtifactError(f"{path}: {size} bytes, the manifest says {expected.get('bytes')} (truncated or replaced?)")
-    digest = file_sha256(path)
-    if digest != expected.get("sha256"):
-        raise ArtifactError(f"{path}: sha256 {_short(digest)} differs from the manifest's {_short(str(expected.get('sha256')))}")
-
-
-def _read_items(path: Path, manifest: IndexManifest) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            items = {name: z[name] for name in ITEM_ARRAYS if name in z.files}
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path}: cannot read item table ({exc})") from exc
-    missing = [name for name in ITEM_ARRAYS if name not in items]
-    if missing:
-        raise ArtifactError(f"{path}: has no {', '.join(missing)}")
-    n = manifest.count
-    for name in ("label", "scene", "recording", "position"):
-        if items[name].shape != (n,) or not np.issubdtype(items[name].dtype, np.integer):
-            raise ArtifactError(f"{path}: {name} must be ({n},) integers, got {items[name].shape} {items[name].dtype}")
-        items[name] = items[name].astype(np.int64)
-    for name, table in (("label", len(manifest.labels)), ("scene", len(items["scene_ids"])), ("recording", len(items["recording_ids"]))):
-        if n and (items[name].min() < 0 or items[name].max() >= table):
-            raise ArtifactError(f"{path}: {name} values outside 0..{table - 1}")
-    return items
+def _build_items(
+    embeddings: np.ndarray,
+    item_labels: Sequence[int] | np.ndarray,
+    scene_ids: Sequence[Any] | np.ndarray,
+    recording_ids: Sequence[Any] | np.ndarray,
+    positions: Sequence[int] | np.ndarray | None,
+    meta: ModelMeta,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Check ``SegmentIndex.build``'s arguments: -> (embeddings (N, D) float32, the item table)."""
+    x = np.asarray(embeddings)
+    if x.ndim != 2 or x.shape[1] != meta.embedding_size:
+        raise ValueError(f"embeddings must be (N, {meta.embedding_size}) for this encoder, got {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"embeddings must be floating point, got {x.dtype}")
+    x = np.ascontiguousarray(x, dtype=np.float32)  # (N, D)
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("cannot build an index without embeddings")
+    if not np.isfinite(x).all():
+        raise ValueError("embeddings contain NaN or infinite values")
+    labels = np.asarray(item_labels)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"item_labels must be ({n},) integers, got {labels.shape} {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if labels.min() < 0 or labels.max() >= len(meta.labels):
+        raise ValueError(f"item_labels must lie in 0..{len(meta.labels) - 1} (the encoder's {len(meta.labels)} labels)")
+    scene_table, scene = id_table(scene_ids, "scene_ids", n)
+    recording_table, recording = id_table(recording_ids, "recording_ids", n)
+    pos = np.zeros(n, dtype=np.int64) if positions is None else np.asarray(positions, dtype=np.int64)
+    if pos.shape != (n,):
+        raise ValueError(f"positions must have one entry per embedding ({n}), got shape {pos.shape}")
+    items = {"label": labels, "scene": scene, "recording": recording, "position": pos,
+             "scene_ids": scene_table, "recording_ids": recording_table}
+    return x, items
 
 
 # --- building from labelled recordings ----------------------------------------------------------------

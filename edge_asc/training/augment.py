@@ -9,7 +9,6 @@ is redrawn with:
   peaks and dips (microphone, room, distance),
 * mixing with another scene of the same class, preferably from another recording, at a random SNR
   (another mixture of the same kind of sources),
-* optionally a random speed change (resampling: other engines, other rain, other birds),
 * a random time shift of the 300 ms segment grid (other segment boundaries).
 
 Everything is drawn from the ``numpy.random.Generator`` passed in, so a seeded run is reproducible.
@@ -70,13 +69,6 @@ def mix_at_snr(x: np.ndarray, other: np.ndarray, rng: np.random.Generator, snr_d
     return (x + y * np.float32(np.sqrt(px / (py * 10.0 ** (snr / 10.0))))).astype(np.float32)
 
 
-def random_speed(x: np.ndarray, rng: np.random.Generator, max_change: float) -> np.ndarray:
-    """x played faster or slower by a factor drawn in [1 - max_change, 1 + max_change] (linear interpolation)."""
-    factor = rng.uniform(1.0 - max_change, 1.0 + max_change)
-    n_out = max(1, int(x.shape[0] / factor))
-    return np.interp(np.arange(n_out) * factor, np.arange(x.shape[0]), x).astype(np.float32)
-
-
 def random_shift(x: np.ndarray, rng: np.random.Generator, max_samples: int) -> np.ndarray:
     """Drop a random number of leading samples in [0, max_samples): moves the segment grid."""
     return x[int(rng.integers(max_samples)) :] if max_samples > 1 else x
@@ -109,8 +101,6 @@ class Augmenter:
         cfg = self.config
         if other is not None and rng.random() < cfg.mix_prob:
             x = mix_at_snr(x, other, rng, cfg.mix_snr_db)
-        if cfg.speed > 0:
-            x = random_speed(x, rng, cfg.speed)
         if cfg.eq_tilt_db > 0 or (cfg.eq_bands > 0 and cfg.eq_band_db > 0):
             x = random_eq(x, rng, cfg, self.sample_rate)
         if cfg.gain_db > 0:
@@ -118,23 +108,6 @@ class Augmenter:
         if cfg.time_shift:
             x = random_shift(x, rng, self.segment_samples)
         return x
-
-    def split(self, audio: list[np.ndarray], rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
-        """Cut every scene at random points into ``pieces`` streams; returns the pieces and their scene.
-
-        Each piece is featurised as a stream of its own (zeros before it), so the model sees the start of a
-        stream - what the first segment of every live decision looks like - ``pieces`` times per scene.
-        """
-        k = self.config.pieces
-        if not self.config.enabled or k <= 1:
-            return list(audio), np.arange(len(audio))
-        out, owner = [], []
-        for i, x in enumerate(audio):
-            cuts = np.sort(rng.integers(0, x.shape[0], size=k - 1))
-            for piece in np.split(x, cuts):
-                out.append(piece)
-                owner.append(i)
-        return out, np.asarray(owner, dtype=np.int64)
 
     def epoch(
         self, audio: list[np.ndarray], labels: np.ndarray, recordings: np.ndarray, rng: np.random.Generator

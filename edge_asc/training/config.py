@@ -3,16 +3,17 @@
 They live apart from model.py / train.py so that ``edge-asc train --help`` can show the defaults
 without importing torch (the CLI builds every sub-command's parser at start-up, the daemon's too).
 A YAML file holds them in sections ``model:``, ``train:`` (with ``augment:`` nested) and ``features:``.
+Only what a user chooses is here: the network's sizes follow from the feature settings and the labels
+(``EncoderNet`` takes them as arguments), so a YAML file cannot set them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge_asc.dsp.features import N_HPSS, FeatureConfig
+from edge_asc.dsp.features import FeatureConfig
 
 VARIANTS = ("audio", "triplet", "noattn", "softmax")
-INPUT_FEATURES = ("all", "no_mfcc", "hpss")  # which of the 52 features the LSTM reads (see ModelConfig.input_columns)
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -28,35 +29,16 @@ class ModelConfig:
 
     variant: str = field(default="audio", metadata={"choices": VARIANTS})
     hidden_size: int = 64  # per LSTM direction; h' has 2 * hidden_size values
-    n_features: int = 52
-    n_frames: int = 20
     dropout: float = 0.1  # on the LSTM outputs, training only
     normalize: bool = True  # L2-normalise h' (distances bounded, so the margin has a fixed scale)
-    input_clip: float = 0.0  # clip normalised features to [-input_clip, input_clip]; 0 = off
-    input_features: str = field(default="all", metadata={"choices": INPUT_FEATURES})
-    n_classes: int = 0  # classifier head size (softmax variant or aux_softmax > 0; the trainer sets it); 0 = no head
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
-        if self.hidden_size < 1 or self.n_features < 1 or self.n_frames < 1:
-            raise ValueError("hidden_size, n_features and n_frames must be positive")
-        if self.input_features not in INPUT_FEATURES:
-            raise ValueError(f"input_features must be one of {', '.join(INPUT_FEATURES)}, got {self.input_features!r}")
-        if self.input_clip < 0:
-            raise ValueError(f"input_clip must be >= 0, got {self.input_clip}")
+        if self.hidden_size < 1:
+            raise ValueError(f"hidden_size must be positive, got {self.hidden_size}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.n_classes < 0:
-            raise ValueError(f"n_classes must be >= 0 (0: from the training labels), got {self.n_classes}")
-
-    @property
-    def input_columns(self) -> tuple[int, ...]:
-        """Feature columns the LSTM reads: ``all``; ``no_mfcc`` the deltas and the 12 harmonic/percussive
-        descriptors; ``hpss`` those 12 only. The model's input stays (B, 20, n_features) either way."""
-        n_mfcc = (self.n_features - N_HPSS) // 2
-        start = {"all": 0, "no_mfcc": n_mfcc, "hpss": 2 * n_mfcc}[self.input_features]
-        return tuple(range(start, self.n_features))
 
     @property
     def similarity_size(self) -> int:
@@ -65,6 +47,11 @@ class ModelConfig:
     @property
     def has_importance(self) -> bool:
         return self.variant == "audio"
+
+    @property
+    def has_classifier(self) -> bool:
+        """The softmax variant trains a classifier head (never exported) on h'."""
+        return self.variant == "softmax"
 
     @property
     def embedding_size(self) -> int:
@@ -88,20 +75,10 @@ class AugmentConfig:
     mix_prob: float = 0.5  # probability of mixing in another scene of the same class
     mix_snr_db: tuple[float, float] = (0.0, 15.0)  # SNR of the scene against the mixed-in one
     time_shift: bool = True  # drop a random number (< one segment) of leading samples
-    pieces: int = 1  # cut each scene at random points into this many streams (each starts after zeros, as a live stream)
-    speed: float = 0.0  # resample by a factor in [1 - speed, 1 + speed] (pitch and tempo together)
-    feature_noise: float = 0.0  # Gaussian noise on the features, in training-set standard deviations
-    feature_mask: int = 0  # features (of 52) replaced by their training mean, drawn per segment
 
     def __post_init__(self) -> None:
         if self.gain_db < 0 or self.eq_tilt_db < 0 or self.eq_band_db < 0 or self.eq_bands < 0:
             raise ValueError("gain_db, eq_tilt_db, eq_bands and eq_band_db must be >= 0")
-        if self.pieces < 1:
-            raise ValueError(f"pieces must be >= 1, got {self.pieces}")
-        if self.feature_noise < 0 or self.feature_mask < 0:
-            raise ValueError("feature_noise and feature_mask must be >= 0")
-        if not 0.0 <= self.speed < 0.5:
-            raise ValueError(f"speed must be in [0, 0.5), got {self.speed}")
         if not 0.0 <= self.mix_prob <= 1.0:
             raise ValueError(f"mix_prob must be in [0, 1], got {self.mix_prob}")
         if len(self.mix_snr_db) != 2 or self.mix_snr_db[0] > self.mix_snr_db[1]:
@@ -119,17 +96,12 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 64
     classes_per_batch: int = 8  # a batch holds classes_per_batch classes x (batch_size / classes_per_batch) items
-    balance_recordings: bool = False  # within a class, draw recordings uniformly, then a segment of it (measured: worse)
-    cross_recording_positives: bool = False  # a triplet's positive from another recording when the batch has one
     lr: float = 1e-3  # Adam
     lr_schedule: str = field(default="cosine", metadata={"choices": LR_SCHEDULES})
     weight_decay: float = 1e-4  # Adam (L2) weight decay
     grad_clip: float = 5.0  # max gradient norm; 0 = off
-    ema_decay: float = 0.0  # keep (and export) an exponential moving average of the weights; 0 = off
     margin: float = 0.2  # triplet margin (eq. 6 has none: with semi-hard negatives it would always be 0)
     alpha: float = 0.1  # importance regulariser of the audio loss (eq. 7)
-    aux_softmax: float = 0.0  # weight of an auxiliary cross-entropy head on h' (triplet variants); 0 = off
-    robust_normalization: bool = False  # median / IQR feature statistics instead of mean / std
     seed: int = 0
     threads: int = 1  # torch intra-op threads
     model: ModelConfig = ModelConfig()
@@ -143,11 +115,7 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 4, got {self.batch_size}")
         if not 1 <= self.classes_per_batch <= self.batch_size // 2:
             raise ValueError("classes_per_batch must be in [1, batch_size / 2] so each class has >= 2 items")
-        if self.aux_softmax < 0:
-            raise ValueError(f"aux_softmax must be >= 0, got {self.aux_softmax}")
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0 or self.margin < 0 or self.alpha < 0:
             raise ValueError("lr must be > 0; weight_decay, grad_clip, margin and alpha >= 0")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")

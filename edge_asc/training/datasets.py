@@ -22,9 +22,7 @@ Only numpy, the standard library and edge_asc's own numpy modules are imported h
 
 from __future__ import annotations
 
-import csv
 import logging
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,28 +32,25 @@ import numpy as np
 
 from edge_asc.dsp.audio_io import AudioFileError, audio_info, read_audio
 from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
+from edge_asc.training.layouts import SETUP_DIR, DatasetError, FoldLists, detect_layout, read_layout, recording_from_name, rel_path
+
+__all__ = [  # recording_from_name and DatasetError live in layouts.py; they are part of this module's interface
+    "CHUNK_SECONDS", "LAYOUTS", "DatasetError", "SceneFile", "Fold", "Dataset", "SegmentSet", "load_dataset", "detect_layout",
+    "chunk_bounds", "recording_from_name", "iter_scene_audio", "load_scene_audio", "extract_segments",
+    "recordings_on_both_sides", "split_by_recording", "official_folds", "random_scene_split", "default_folds",
+]
 
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("auto", "folder", "dcase2016", "dcase2018")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 CHUNK_SECONDS = 10.0
-FOLDER_METADATA = "metadata.csv"
-DCASE2016_META = "meta.txt"
-DCASE2018_META = "meta.csv"
-SETUP_DIR = "evaluation_setup"
-_SEGMENT_NAME = re.compile(r"^(?P<rec>.+?)_(?P<start>\d+(?:\.\d+)?)_(?P<end>\d+(?:\.\d+)?)$")  # a001_10_20
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be used (bad layout, missing column, nothing readable); names the file."""
 
 
 # --- records ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Scene:
+class SceneFile:
     """One labelled stream: a whole file or one fixed-length chunk of it."""
 
     path: Path  # absolute path of the audio file
@@ -81,7 +76,7 @@ class Dataset:
     root: Path
     layout: str
     labels: tuple[str, ...]  # sorted; a label's index is its class id
-    scenes: list[Scene]
+    scenes: list[SceneFile]
     folds: list[Fold] | None = None  # official folds (DCASE layouts), None otherwise
     sample_rate: int = 16000
     chunk_seconds: float | None = CHUNK_SECONDS
@@ -170,19 +165,11 @@ def load_dataset(
         raise DatasetError(f"chunk_seconds ({chunk_seconds}) must be at least one segment ({segment_seconds} s)")
 
     skipped: list[tuple[Path, str]] = []
-    if layout == "folder":
-        entries = _folder_entries(root)
-        fold_lists: dict[str, tuple[list[str], list[str]]] = {}
-    elif layout == "dcase2016":
-        entries = _dcase2016_entries(root)
-        fold_lists = _dcase_fold_lists(root, ".txt", header=False)
-    else:
-        entries = _dcase2018_entries(root)
-        fold_lists = _dcase_fold_lists(root, ".csv", header=True)
+    entries, fold_lists = read_layout(root, layout)
 
     segment_samples = int(round(segment_seconds * sample_rate))
     chunk_samples = None if chunk_seconds is None else int(round(chunk_seconds * sample_rate))
-    scenes: list[Scene] = []
+    scenes: list[SceneFile] = []
     for entry in entries:
         if not entry.path.is_file():
             _skip(skipped, entry.path, "listed in the metadata but not found")
@@ -203,7 +190,7 @@ def load_dataset(
         for k, (start, stop) in enumerate(chunks):
             scene_id = entry.rel if len(chunks) == 1 else f"{entry.rel}#{k}"
             scenes.append(
-                Scene(entry.path, entry.label, scene_id, entry.recording_id, start / sample_rate, (stop - start) / sample_rate)
+                SceneFile(entry.path, entry.label, scene_id, entry.recording_id, start / sample_rate, (stop - start) / sample_rate)
             )
     if not scenes:
         raise DatasetError(f"{root}: no usable audio found ({layout} layout, {len(skipped)} files skipped)")
@@ -225,19 +212,6 @@ def load_dataset(
     return dataset
 
 
-def detect_layout(root: Path) -> str:
-    """dcase2018 if meta.csv holds a filename/scene_label header, dcase2016 if meta.txt exists, else folder."""
-    meta18 = root / DCASE2018_META
-    if meta18.is_file():
-        with open(meta18, newline="", encoding="utf-8") as f:
-            header = f.readline().strip().split("\t")
-        if "filename" in header and "scene_label" in header:
-            return "dcase2018"
-    if (root / DCASE2016_META).is_file():
-        return "dcase2016"
-    return "folder"
-
-
 def chunk_bounds(n_samples: int, chunk_samples: int | None, segment_samples: int) -> list[tuple[int, int]]:
     """[start, stop) sample ranges of a file's scenes; a remainder shorter than one segment is dropped."""
     if chunk_samples is None:
@@ -249,14 +223,6 @@ def chunk_bounds(n_samples: int, chunk_samples: int | None, segment_samples: int
     ]
 
 
-@dataclass(frozen=True)
-class _Entry:
-    path: Path
-    rel: str  # path relative to the dataset root, with forward slashes
-    label: str
-    recording_id: str
-
-
 def _skip(skipped: list[tuple[Path, str]], path: Path, reason: Exception | str) -> None:
     text = str(reason)
     prefix = f"{path}: "
@@ -265,140 +231,11 @@ def _skip(skipped: list[tuple[Path, str]], path: Path, reason: Exception | str) 
     skipped.append((path, text))
 
 
-def _is_audio(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
-
-
-def _rel(root: Path, path: Path) -> str:
-    return path.relative_to(root).as_posix()
-
-
-def _read_table(path: Path, delimiter: str, required: Sequence[str]) -> list[dict[str, str]]:
-    """Rows of a headed CSV/TSV file; a missing required column is an error naming the file."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f, delimiter=delimiter)
-            columns = reader.fieldnames or []
-            missing = [c for c in required if c not in columns]
-            if missing:
-                raise DatasetError(f"{path}: missing column {missing[0]!r} (columns found: {', '.join(columns) or 'none'})")
-            rows = []
-            for line_no, row in enumerate(reader, start=2):
-                if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                    continue
-                empty = [c for c in required if not (row.get(c) or "").strip()]
-                if empty:
-                    raise DatasetError(f"{path}, line {line_no}: empty {empty[0]!r}")
-                rows.append({k: (v or "").strip() for k, v in row.items() if isinstance(k, str) and isinstance(v, str)})
-            return rows
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"{path}: cannot read ({exc})") from exc
-
-
-def _folder_entries(root: Path) -> list[_Entry]:
-    metadata = root / FOLDER_METADATA
-    on_disk = sorted(p for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".") for p in d.rglob("*") if _is_audio(p))
-    if not metadata.is_file():
-        if not on_disk:
-            raise DatasetError(f"{root}: no audio files in class folders ({', '.join(AUDIO_EXTENSIONS)})")
-        return [_Entry(p, _rel(root, p), p.relative_to(root).parts[0], _rel(root, p)) for p in on_disk]
-    rows = _read_table(metadata, ",", ("path", "label"))
-    entries, seen = [], set()
-    for row in rows:
-        rel = Path(row["path"].replace("\\", "/")).as_posix()
-        if rel in seen:
-            raise DatasetError(f"{metadata}: {rel} is listed twice")
-        seen.add(rel)
-        entries.append(_Entry(root / rel, rel, row["label"], row.get("recording_id") or rel))
-    unlisted = [p for p in on_disk if _rel(root, p) not in seen]
-    if unlisted:
-        log.warning("%d audio files under %s are not in %s and are ignored (first: %s)", len(unlisted), root, metadata.name, unlisted[0])
-    return entries
-
-
-def recording_from_name(name: str) -> str:
-    """DCASE 2016/2017 file names are <recording>_<start>_<end>.wav; the recording is the prefix."""
-    stem = Path(name).stem
-    match = _SEGMENT_NAME.match(stem)
-    return match.group("rec") if match else stem
-
-
-def _dcase2016_entries(root: Path) -> list[_Entry]:
-    meta = root / DCASE2016_META
-    entries = []
-    for line_no, fields in _tab_lines(meta):
-        if len(fields) < 2:
-            raise DatasetError(f"{meta}, line {line_no}: expected <file><TAB><label>, got {fields[0]!r} alone")
-        rel = fields[0].replace("\\", "/")
-        recording = fields[2] if len(fields) > 2 and fields[2] else recording_from_name(rel)
-        entries.append(_Entry(root / rel, rel, fields[1], recording))
-    if not entries:
-        raise DatasetError(f"{meta}: lists no files")
-    return entries
-
-
-def _tab_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read ({exc})") from exc
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            fields = line.rstrip("\r\n").split("\t") if "\t" in line else line.split()
-            yield line_no, [f.strip() for f in fields]
-
-
-def _dcase2018_entries(root: Path) -> list[_Entry]:
-    meta = root / DCASE2018_META
-    rows = _read_table(meta, "\t", ("filename", "scene_label"))
-    entries = []
-    for row in rows:
-        rel = row["filename"].replace("\\", "/")
-        recording = row.get("identifier") or _recording_from_tau_name(rel)
-        entries.append(_Entry(root / rel, rel, row["scene_label"], recording))
-    if not entries:
-        raise DatasetError(f"{meta}: lists no files")
-    return entries
-
-
-def _recording_from_tau_name(rel: str) -> str:
-    """airport-barcelona-0-0-a.wav -> barcelona-0 (city-location), as the identifier column."""
-    parts = Path(rel).stem.split("-")
-    return "-".join(parts[1:3]) if len(parts) >= 4 else Path(rel).stem
-
-
-def _dcase_fold_lists(root: Path, ext: str, header: bool) -> dict[str, tuple[list[str], list[str]]]:
-    """{fold name: (train files, test files)} from evaluation_setup/foldN_train / foldN_evaluate (or _test)."""
-    setup = root / SETUP_DIR
-    folds: dict[str, tuple[list[str], list[str]]] = {}
-    if not setup.is_dir():
-        return folds
-    for train_file in sorted(setup.glob(f"fold*_train{ext}"), key=lambda p: _fold_number(p.name)):
-        name = train_file.name[: -len(f"_train{ext}")]
-        test_file = next((f for f in (setup / f"{name}_evaluate{ext}", setup / f"{name}_test{ext}") if f.is_file()), None)
-        if test_file is None:
-            raise DatasetError(f"{train_file}: no matching {name}_evaluate{ext} or {name}_test{ext}")
-        folds[name] = (_list_files(train_file, header), _list_files(test_file, header))
-    return folds
-
-
-def _fold_number(name: str) -> int:
-    match = re.match(r"fold(\d+)_", name)
-    return int(match.group(1)) if match else 0
-
-
-def _list_files(path: Path, header: bool) -> list[str]:
-    lines = list(_tab_lines(path))
-    if header and lines and lines[0][1][0] == "filename":
-        lines = lines[1:]
-    return [fields[0].replace("\\", "/") for _, fields in lines]
-
-
-def _resolve_folds(dataset: Dataset, fold_lists: dict[str, tuple[list[str], list[str]]]) -> list[Fold]:
+def _resolve_folds(dataset: Dataset, fold_lists: FoldLists) -> list[Fold]:
     by_file: dict[str, list[int]] = defaultdict(list)
     for i, scene in enumerate(dataset.scenes):
-        by_file[_rel(dataset.root, scene.path)].append(i)
-    skipped = {_rel(dataset.root, p) for p, _ in dataset.skipped if p.is_relative_to(dataset.root)}
+        by_file[rel_path(dataset.root, scene.path)].append(i)
+    skipped = {rel_path(dataset.root, p) for p, _ in dataset.skipped if p.is_relative_to(dataset.root)}
     folds = []
     for name, (train_files, test_files) in fold_lists.items():
         sides = []

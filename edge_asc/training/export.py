@@ -3,16 +3,15 @@
 The file (docs/CONTRACTS.md) has input ``features`` float32 [batch, 20, 52] of *raw* features (the
 training set's normalisation is part of the graph), output ``embedding`` float32 [batch, D], a dynamic
 batch axis, and the metadata key ``edge_asc`` holding a JSON object with the labels, feature settings,
-embedding size, variant and training summary. The file is written to a temporary name, checked with
-onnx.checker, run with ONNX Runtime against PyTorch on the same input, and only then renamed into place.
+embedding size, variant and training summary. The file is written to a temporary sibling, checked with
+onnx.checker, run with ONNX Runtime against PyTorch on the same input, and only then renamed into place
+(edge_asc.fsutil.atomic_write_file).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,12 @@ import torch
 
 from edge_asc import __version__
 from edge_asc.config import to_dict
-from edge_asc.training.train import TrainedModel, load_checkpoint
+from edge_asc.contract import INPUT_NAME, METADATA_KEY, OPSET, OUTPUT_NAME, ModelMeta
+from edge_asc.fsutil import atomic_write_file
+from edge_asc.training.checkpoint import TrainedModel, load_checkpoint
 
 log = logging.getLogger(__name__)
 
-METADATA_KEY = "edge_asc"
-METADATA_FORMAT = 1
-INPUT_NAME = "features"
-OUTPUT_NAME = "embedding"
-OPSET = 17
 VERIFY_ATOL = 1e-5  # max abs difference allowed between ONNX Runtime and PyTorch embeddings
 VERIFY_BATCHES = (1, 7)
 
@@ -40,22 +36,18 @@ class ExportError(RuntimeError):
 
 
 def metadata(trained: TrainedModel) -> dict[str, Any]:
-    """The ``edge_asc`` metadata object of docs/CONTRACTS.md."""
-    fc = trained.feature_config
+    """The ``edge_asc`` metadata object of docs/CONTRACTS.md, written by ``contract.ModelMeta.to_dict``."""
     mc = trained.model_config
-    return {
-        "format": METADATA_FORMAT,
-        "version": __version__,
-        "labels": list(trained.labels),
-        "features": fc.to_dict(),
-        "sample_rate": fc.sample_rate,
-        "segment_samples": fc.segment_samples,
-        "segment_seconds": fc.segment_seconds,
-        "embedding_size": mc.embedding_size,
-        "variant": mc.variant,
-        "model": to_dict(mc),
-        "train": trained.summary(),
-    }
+    meta = ModelMeta(
+        labels=tuple(trained.labels),
+        feature_config=trained.feature_config,
+        embedding_size=mc.embedding_size,
+        variant=mc.variant,
+        version=__version__,
+        model=to_dict(mc),
+        train=trained.summary(),
+    )
+    return meta.to_dict()
 
 
 def sample_input(trained: TrainedModel, batch: int, seed: int = 0) -> np.ndarray:
@@ -64,7 +56,7 @@ def sample_input(trained: TrainedModel, batch: int, seed: int = 0) -> np.ndarray
     rng = np.random.default_rng(seed)
     mean = model.feature_mean.numpy()
     std = model.feature_std.numpy()
-    shape = (batch, model.config.n_frames, model.config.n_features)
+    shape = (batch, model.n_frames, model.n_features)
     return (mean + std * rng.standard_normal(shape)).astype(np.float32)
 
 
@@ -95,31 +87,10 @@ def export_onnx(source: TrainedModel | str | Path, out_path: str | Path, opset: 
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}")
     trained = source if isinstance(source, TrainedModel) else load_checkpoint(source)
-    model = trained.model.eval()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        example = torch.from_numpy(sample_input(trained, 2))  # (2, 20, 52)
-        with torch.no_grad(), warnings.catch_warnings():
-            # the exporter warns that an LSTM exported with batch 2 may fail at other batch sizes; it builds
-            # h0/c0 from the input's shape here, and verify() runs batches of 1 and 7
-            warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # nn.LSTM's shape checks
-            warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning)
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=opset,
-                dynamo=False,  # the TorchScript exporter maps nn.LSTM to one ONNX LSTM node
-            )
+    diffs: list[float] = []
+
+    def write(tmp: Path) -> None:
+        _write_graph(trained, tmp, opset)
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
         entry.key = METADATA_KEY
@@ -128,13 +99,35 @@ def export_onnx(source: TrainedModel | str | Path, out_path: str | Path, opset: 
         proto.producer_version = __version__
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-        diff = verify(tmp, trained, atol)
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        diffs.append(verify(tmp, trained, atol))
+
+    out_path = Path(out_path)
+    atomic_write_file(out_path, write)
     log.info(
         "exported %s encoder (%d labels, embedding %d) to %s; ONNX Runtime vs PyTorch max abs difference %.2g",
-        trained.model_config.variant, len(trained.labels), trained.model_config.embedding_size, out_path, diff,
+        trained.model_config.variant, len(trained.labels), trained.model_config.embedding_size, out_path, diffs[0],
     )
     return out_path
+
+
+def _write_graph(trained: TrainedModel, path: Path, opset: int) -> None:
+    """torch.onnx.export of the encoder (eval mode) to ``path``: raw features in, embedding out, dynamic batch."""
+    model = trained.model.eval()
+    example = torch.from_numpy(sample_input(trained, 2))  # (2, 20, 52)
+    with torch.no_grad(), warnings.catch_warnings():
+        # the exporter warns that an LSTM exported with batch 2 may fail at other batch sizes; it builds
+        # h0/c0 from the input's shape here, and verify() runs batches of 1 and 7
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # nn.LSTM's shape checks
+        warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,  # the TorchScript exporter maps nn.LSTM to one ONNX LSTM node
+        )

@@ -9,7 +9,7 @@ Fixes to the paper:
   and nothing is learnt. We add the usual margin m: Lsim = max(d(a, p) - d(a, n) + m, 0). Among the
   negatives mining returns (never closer than the positive), it is positive exactly for the semi-hard
   ones, d(a, p) < d(a, n) < d(a, p) + m.
-* Eq. 7 is unbounded below when h'' is: the encoder bounds h'' with a sigmoid (edge_asc/model.py).
+* Eq. 7 is unbounded below when h'' is: the encoder bounds h'' with a sigmoid (training/model.py).
 * We average over the triplets of a batch instead of summing, so the learning rate does not depend
   on how many triplets a batch yields.
 
@@ -46,14 +46,11 @@ def mine_triplets(
     labels: torch.Tensor,
     margin: float,
     generator: torch.Generator | None = None,
-    groups: torch.Tensor | None = None,
 ) -> Triplets:
     """One triplet per usable anchor, all anchors at once.
 
     Every item of the (randomly drawn) batch that has a same-label partner is an anchor; its positive is
-    a random other item of its label (with ``groups``, the recording of each item: from another recording
-    of the label whenever the batch holds one, so that the positive pair teaches what a class shares across
-    recordings rather than what one recording shares with itself); its negative a random *semi-hard* item of another label
+    a random other item of its label; its negative a random *semi-hard* item of another label
     (d(a,p) < d(a,n) < d(a,p) + margin), or when there is none the closest negative that is still farther
     than the positive. Anchors whose every negative is closer than the positive are dropped: a negative
     is never closer to the anchor than the positive (the paper's rule).
@@ -63,9 +60,6 @@ def mine_triplets(
     same = labels[:, None] == labels[None, :]  # (B, B)
     not_self = ~torch.eye(b, dtype=torch.bool, device=emb.device)  # (B, B)
     pos_mask = same & not_self  # (B, B)
-    if groups is not None:
-        other_group = pos_mask & (groups[:, None] != groups[None, :])  # (B, B)
-        pos_mask = torch.where(other_group.any(dim=1, keepdim=True), other_group, pos_mask)  # (B, B)
     # a random positive: the largest of uniform scores among the allowed columns
     u = torch.rand((b, b), generator=generator, device=emb.device)  # (B, B)
     pos = torch.where(pos_mask, u, -1.0).argmax(dim=1)  # (B,)

@@ -2,7 +2,7 @@
 
 For a segment X of T = 20 windows of F = 52 raw features:
 
-    x_t   = clip((X_t - mean) / std)                 normalisation from the training set (buffers), clipped
+    x_t   = (X_t - mean) / std                       normalisation from the training set (buffers)
     s_t   = BiLSTM(x)_t                              (T, 2H)
     a_t   = softmax_t(tanh(s_t V + b))                eq. 2
     h'    = sum_t a_t s_t                             eq. 3, the similarity embedding (2H)
@@ -29,7 +29,7 @@ from torch import nn
 
 from edge_asc.training.config import VARIANTS, ModelConfig
 
-__all__ = ["VARIANTS", "ModelConfig", "Encoder", "EncoderOutput"]
+__all__ = ["VARIANTS", "ModelConfig", "EncoderNet", "EncoderOutput"]
 
 NORM_EPS = 1e-6  # smallest std used in the input normalisation
 
@@ -40,41 +40,45 @@ class EncoderOutput(NamedTuple):
     embedding: torch.Tensor  # (B, D) what the index stores
 
 
-class Encoder(nn.Module):
-    """Raw features (B, 20, 52) -> embedding (B, D); ``encode`` also gives h' and h'' for the loss."""
+class EncoderNet(nn.Module):
+    """Raw features (B, T, F) -> embedding (B, D); ``encode`` also gives h' and h'' for the loss.
 
-    def __init__(self, config: ModelConfig) -> None:
+    The sizes follow from the data, not from the settings: ``n_features`` and ``n_frames`` from the
+    feature settings (F = 52, T = 20), ``n_classes`` from the labels (the softmax variant's head; 0 = none).
+    (The ONNX session that runs the exported graph is ``edge_asc.runtime.encoder.Encoder``.)
+    """
+
+    def __init__(self, config: ModelConfig, n_features: int, n_frames: int, n_classes: int = 0) -> None:
         super().__init__()
-        if config.variant == "softmax" and config.n_classes < 2:
-            raise ValueError(f"the softmax variant needs n_classes >= 2, got {config.n_classes}")
+        if n_features < 1 or n_frames < 1 or n_classes < 0:
+            raise ValueError(f"need n_features, n_frames >= 1 and n_classes >= 0, got {n_features}, {n_frames}, {n_classes}")
+        if config.has_classifier and n_classes < 2:
+            raise ValueError(f"the softmax variant needs n_classes >= 2, got {n_classes}")
         self.config = config
+        self.n_features = n_features
+        self.n_frames = n_frames
+        self.n_classes = n_classes
         h2 = config.similarity_size
-        self.register_buffer("feature_mean", torch.zeros(config.n_features))
-        self.register_buffer("feature_std", torch.ones(config.n_features))
-        columns = config.input_columns
-        self.columns = None if len(columns) == config.n_features else torch.tensor(columns)
-        self.lstm = nn.LSTM(len(columns), config.hidden_size, batch_first=True, bidirectional=True)
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+        self.lstm = nn.LSTM(n_features, config.hidden_size, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(config.dropout)
         self.attention = nn.Linear(h2, 1) if config.variant != "noattn" else None  # V, b
         self.importance = nn.Linear(h2, 1) if config.has_importance else None  # V', b'
-        # a classifier head (training only, never exported): the softmax variant's, or an auxiliary one
-        self.classifier = nn.Linear(h2, config.n_classes) if config.n_classes > 0 else None
+        # the softmax variant's classifier head (training only, never exported)
+        self.classifier = nn.Linear(h2, n_classes) if n_classes > 0 else None
 
     def set_normalization(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Per-feature statistics of the training set (52 values each)."""
         mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float32).reshape(-1))
         std_t = torch.as_tensor(np.asarray(std, dtype=np.float32).reshape(-1)).clamp_min(NORM_EPS)
         if mean_t.shape != self.feature_mean.shape or std_t.shape != self.feature_std.shape:
-            raise ValueError(f"normalisation needs {self.config.n_features} values, got {tuple(mean_t.shape)}")
+            raise ValueError(f"normalisation needs {self.n_features} values, got {tuple(mean_t.shape)}")
         self.feature_mean.copy_(mean_t)
         self.feature_std.copy_(std_t)
 
     def encode(self, x: torch.Tensor) -> EncoderOutput:
         x = (x - self.feature_mean) / self.feature_std  # (B, T, F)
-        if self.config.input_clip > 0:
-            x = x.clamp(-self.config.input_clip, self.config.input_clip)  # (B, T, F)
-        if self.columns is not None:
-            x = x.index_select(2, self.columns)  # (B, T, F') the features the LSTM reads
         s, _ = self.lstm(x)  # (B, T, 2H)
         s = self.dropout(s)  # (B, T, 2H)
         if self.attention is None:
@@ -94,7 +98,7 @@ class Encoder(nn.Module):
         return self.encode(x).embedding
 
     def logits(self, similarity: torch.Tensor) -> torch.Tensor:
-        """(B, 2H) -> (B, n_classes): the classifier head (softmax variant, or the auxiliary loss)."""
+        """(B, 2H) -> (B, n_classes): the softmax variant's classifier head."""
         if self.classifier is None:
             raise ValueError(f"this {self.config.variant} encoder has no classifier head")
         return self.classifier(similarity)

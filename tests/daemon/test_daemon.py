@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from edge_asc.dsp.audio_io import iter_audio, read_audio
+from edge_asc.dsp.audio_io import read_audio
 from edge_asc.protocol.client import Client
 from edge_asc.runtime.decision import DecisionPolicy
 from edge_asc.protocol.messages import Error, Hello, Scene, Status
@@ -42,35 +42,6 @@ def _read_until_closed(client: Client, timeout: float = 30.0) -> list:
         events.append(event)
         assert time.monotonic() < deadline, "the daemon did not close the connection"
     return events
-
-
-# --- the pipeline itself: block sizes do not matter -------------------------------------------------
-
-
-def _pipeline_run(art, blocks, k, mode):
-    from edge_asc.runtime.pipeline import Pipeline, load_artifacts
-
-    encoder, index = load_artifacts(art.model, art.index)
-    pipeline = Pipeline(encoder, index, DecisionPolicy(len(encoder.meta.labels), k, mode))
-    segs, decisions = [], []
-    for block in blocks:
-        for seg, decision in pipeline.push(block):
-            segs.append((seg.index, seg.label, seg.distance, seg.neighbour_labels, seg.start, seg.end))
-            if decision is not None:
-                decisions.append((decision.label, decision.votes, decision.confidence, decision.first_segment, decision.last_segment, decision.start, decision.end))
-    return segs, decisions
-
-
-@pytest.mark.parametrize("k,mode", [(3, "window"), (4, "sliding")])
-def test_segments_and_decisions_do_not_depend_on_block_size(tiny_artifacts, k, mode):
-    audio = read_audio(tiny_artifacts.clips["forest_birds"], 16000)
-    whole = _pipeline_run(tiny_artifacts, [audio], k, mode)
-    assert len(whole[0]) == len(audio) // 4800 and len(whole[1]) > 0
-    for size in (7, 160, 1023, 4800, 4801):
-        blocks = [audio[i : i + size] for i in range(0, len(audio), size)]
-        assert _pipeline_run(tiny_artifacts, blocks, k, mode) == whole, f"block size {size}"
-    streamed = _pipeline_run(tiny_artifacts, iter_audio(tiny_artifacts.clips["forest_birds"], 16000, 999), k, mode)
-    assert streamed == whole
 
 
 # --- end to end over the Unix socket ----------------------------------------------------------------
@@ -365,7 +336,7 @@ def test_an_explicit_log_level_wins_over_the_config_file(tiny_artifacts, tmp_pat
     assert levels == ["INFO"]  # the flag, even when it names the default
     levels.clear()
     assert cli.main(args) == 0
-    assert levels == ["INFO", "WARNING"]  # no flag: the file's level
+    assert levels == ["WARNING"]  # no flag: the file's level
 
 
 def test_growing_overflows_are_logged_at_most_once_per_interval(tiny_artifacts, tmp_path, monkeypatch, caplog):

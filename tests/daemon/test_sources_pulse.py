@@ -1,7 +1,7 @@
 """The real microphone path: PulseAudio null sink -> its monitor -> PortAudio (ALSA 'pulse' plugin) -> daemon.
 
 A private PulseAudio server (own XDG_RUNTIME_DIR) gets a null sink ``edgeasc`` whose monitor is the
-default source; ``paplay`` plays a real ambient13 recording into the sink and the daemon captures the
+default source; ``paplay`` plays a generated scene clip (conftest.tiny_artifacts) into the sink and the daemon captures the
 monitor with sounddevice's ``pulse`` device, exactly as it would capture a microphone. Needs the
 packages pulseaudio, pulseaudio-utils and libasound2-plugins (skipped, saying so, without pulseaudio).
 """
@@ -25,7 +25,8 @@ from edge_asc.protocol.client import Client
 from edge_asc.protocol.messages import Error, Scene
 
 from conftest import WRAPPER
-from test_daemon import _artifact_args
+
+from .test_daemon import _artifact_args
 
 PULSE_SCRIPT = """\
 load-module module-native-protocol-unix

@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
-import itertools
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import AMBIENT13, REPO, SHARED
 from edge_asc.dsp.audio_io import read_audio
-from edge_asc.dsp.features import (
-    AMIN,
-    HPSS_NAMES,
-    MEDIAN_NETWORKS,
-    FeatureConfig,
-    FeatureExtractor,
-    Segmenter,
-    median_of,
-    median_plan,
-)
+from edge_asc.dsp.features import AMIN, HPSS_NAMES, FeatureConfig, FeatureExtractor, Segmenter
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = next((p for p in (REPO.parent / "shared", Path("/work/shared")) if p.is_dir()), Path("shared"))
-AMBIENT13 = Path(os.environ.get("EDGE_ASC_AMBIENT13", SHARED / "data" / "ambient13"))
 FIXTURE = SHARED / "fixtures" / "dcase_acoustic_scene_44k_stereo.wav"
 # float32 output of float64 maths: MFCCs reach ~630 in magnitude (c0 of silence), a float32 step there is 6e-5
 MFCC_ATOL = 1e-4  # MFCC units (dB-scaled cepstrum)
@@ -257,24 +243,3 @@ def test_hpss_behaviour_on_simple_signals():
     assert clicks["p_flux"].max() > 1.0  # onsets make the percussive spectrum jump
     white = hpss(SIGNALS["noise"]())
     assert 0.3 < white["harmonic_ratio"].mean() < 0.7 and white["p_flatness"].mean() > 0.4  # flat, neither
-
-
-# --- median networks -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("k", sorted(MEDIAN_NETWORKS))
-def test_median_networks_are_exact(k):
-    """0/1 principle: a comparator network that selects the median of every 0/1 input does so for any input."""
-    bits = np.array(list(itertools.product([0.0, 1.0], repeat=k)))
-    plan = median_plan(k)
-    np.testing.assert_array_equal(median_of([bits[:, c] for c in range(k)], plan), np.median(bits, axis=1))
-    values = np.random.default_rng(k).random((1000, k))
-    np.testing.assert_array_equal(median_of([values[:, c] for c in range(k)], plan), np.median(values, axis=1))
-
-
-def test_kernels_without_a_network_fall_back_to_sorting():
-    values = np.random.default_rng(0).random((500, 8))
-    assert median_plan(8) is None
-    np.testing.assert_array_equal(median_of([values[:, c] for c in range(8)], None), np.median(values, axis=1))
-    odd = FeatureExtractor(FeatureConfig(harmonic_kernel=5, percussive_kernel=5))  # sort path, still causal
-    assert odd.signal_features(noise(1.0)).shape == (3, 20, 52)

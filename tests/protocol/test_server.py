@@ -1,288 +1,46 @@
-"""The event protocol, the socket server and the client helper, over real sockets and threads."""
+"""The socket server over real sockets and threads: the socket file, serving, malformed and slow clients, socat."""
 
 from __future__ import annotations
 
 import json
 import os
-import selectors
 import shutil
-import signal
 import socket
 import stat
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from edge_asc.protocol import messages as protocol
-from edge_asc.protocol.client import Client, DaemonNotRunning, iter_events
+from edge_asc.protocol.client import Client
 from edge_asc.protocol.messages import (
     Error,
     Event,
-    Hello,
-    Neighbour,
     Ping,
     Pong,
     ProtocolError,
-    Request,
-    Scene,
-    Segment,
     Set,
-    Status,
     Subscribe,
-    UnknownTypeError,
 )
-from edge_asc.protocol.addresses import ServerError, default_socket_path, parse_uri
+from edge_asc.protocol.addresses import ServerError, parse_uri
 from edge_asc.protocol.server import EventServer
-
-LABELS = ("beach", "bus", "cafe/restaurant", "city_center", "forest_path")
-TIMEOUT = 5.0
-
-
-def make_hello(k: int = 5, mode: str = "window") -> Hello:
-    return Hello(1, LABELS, k, mode, 0.3, 16000, "ab" * 32, "0.1.0")
-
-
-def make_segment(index: int, n_neighbours: int = 3) -> Segment:
-    neighbours = [Neighbour(LABELS[j % len(LABELS)], 0.25 + j) for j in range(n_neighbours)]
-    return Segment(index, "beach", 0.25, neighbours, 0.3 * index, 0.3 * index + 0.3, {"features": 0.21, "encoder": 0.42, "search": 0.05, "total": 0.7})
-
-
-def make_scene(index: int = 4) -> Scene:
-    return Scene("bus", 0.6, {"bus": 3, "beach": 2}, 5, "window", 0.0, 1.5, 1.7e9, 0.83, index)
-
-
-def make_status() -> Status:
-    timings = {s: {"median": 0.2, "p99": 0.9} for s in ("features", "encoder", "search", "total")}
-    return Status(12.5, 41, 0, timings, 2, 0, "file:street.flac", 5, "window")
-
-
-ALL_EVENTS = [
-    make_hello(),
-    make_scene(),
-    make_segment(7),
-    make_status(),
-    Status(0.1, 0, 0, {"total": {"median": None, "p99": None}}, 0, 0, "mic:pulse", 1, "sliding"),
-    Error("source_lost", "the input device went away; retrying"),
-    Error("bad_request", "not JSON", request="garbage"),
-    Error("dropped", "3 events were dropped", count=3),
-    Pong(),
-]
-ALL_REQUESTS = [Subscribe(("scene", "segment", "status")), Subscribe(()), Set(k=5), Set(mode="sliding"), Set(k=3, mode="window"), Ping()]
-
-
-@pytest.fixture
-def sock_dir():
-    path = Path(tempfile.mkdtemp(prefix="ea-"))  # short: Unix socket paths are limited to 107 bytes
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-class Server:
-    """An EventServer with a recording request handler."""
-
-    def __init__(self, uris, **kwargs):
-        self.requests = []
-        self.reply = lambda request: None
-        self.server = EventServer(uris, make_hello, self._on_request, **kwargs)
-
-    def _on_request(self, request):
-        self.requests.append(request)
-        return self.reply(request)
-
-    def __enter__(self):
-        self.server.start()
-        return self.server
-
-    def __exit__(self, *exc_info):
-        self.server.stop()
-
-
-def connected(uri, events=None) -> Client:
-    """A client that has read the hello and whose subscription (if any) is in effect."""
-    client = Client(uri, timeout=TIMEOUT)
-    client.connect()
-    if events is not None:
-        client.subscribe(events)
-    client.ping()
-    assert isinstance(client.read(), Pong)
-    return client
-
-
-def read_until_closed(client: Client) -> list[Event]:
-    """Events until the server closes the connection (a close with unread input may arrive as a reset)."""
-    events = []
-    try:
-        for event in client:
-            events.append(event)
-    except ConnectionResetError:
-        pass  # the same end of the connection, reported as a reset
-    return events
-
-
-def wait_for(condition, timeout=TIMEOUT, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
-
-# --- protocol --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("event", ALL_EVENTS, ids=lambda e: e.type)
-def test_every_event_round_trips(event):
-    line = event.to_line()
-    assert line.endswith(b"\n") and line.count(b"\n") == 1
-    data = json.loads(line)
-    assert data["type"] == event.type and data["v"] == protocol.PROTOCOL_VERSION
-    assert Event.from_line(line) == event
-    assert type(event).from_line(line) == event
-
-
-@pytest.mark.parametrize("request_", ALL_REQUESTS, ids=lambda r: r.type)
-def test_every_request_round_trips(request_):
-    assert Request.from_line(request_.to_line()) == request_
-
-
-def test_requests_need_no_version_and_tolerate_crlf():
-    assert Request.from_line(b'{"type":"set","k":5}\r\n') == Set(k=5)
-    assert Request.from_line('{"type":"ping"}') == Ping()
-
-
-def test_numpy_values_become_plain_json():
-    event = Segment(
-        np.int64(3), "bus", np.float32(0.5), [{"label": "bus", "distance": np.float32(0.5)}], np.float64(0.9), 1.2, {"total": np.float32(0.7)}
-    )
-    data = json.loads(event.to_line())
-    assert data["index"] == 3 and data["distance"] == 0.5 and data["neighbours"] == [{"label": "bus", "distance": 0.5}]
-    assert type(event.index) is int and type(event.neighbours[0].distance) is float
-    scene = Scene("bus", np.float64(1.0), {"bus": np.int64(5)}, np.int32(5), "window", 0.0, 1.5, 1.7e9, 0.5, 4)
-    assert json.loads(scene.to_line())["votes"] == {"bus": 5}
-
-
-@pytest.mark.parametrize(
-    "line, message",
-    [
-        (b"hello there", "not JSON"),
-        (b"\xff\xfe{}", "not UTF-8"),
-        (b"", "empty line"),
-        (b"[1, 2]", "expected a JSON object"),
-        (b'{"k": 5}', 'missing "type"'),
-        (b'{"type": 5}', '"type" must be a string'),
-        (b'{"type": "scene", "v": 2}', "unsupported protocol version 2"),
-        (b'{"type": "scene", "v": "1"}', '"v" must be an integer'),
-        (b'{"type": "bogus"}', "unknown event type 'bogus'"),
-        (b'{"type": "scene", "label": "bus"}', "scene: missing field 'confidence'"),
-        (
-            b'{"type":"scene","label":"bus","confidence":"high","votes":{},"k":5,"mode":"window","stream_start_s":0,'
-            b'"stream_end_s":1,"wall_time":0,"latency_ms":1,"segment_index":3}',
-            "scene.confidence: expected a number, got str 'high'",
-        ),
-        (
-            b'{"type":"scene","label":"bus","confidence":1,"votes":{"bus":1.5},"k":5,"mode":"window","stream_start_s":0,'
-            b'"stream_end_s":1,"wall_time":0,"latency_ms":1,"segment_index":3}',
-            "scene.votes.bus: expected an integer",
-        ),
-        (
-            b'{"type":"segment","index":1,"label":"bus","distance":1,"neighbours":[{"label":"bus","distance":null}],'
-            b'"stream_start_s":0,"stream_end_s":0.3}',
-            "segment.neighbours[0].distance: expected a number",
-        ),
-        (b'{"type":"error","code":"dropped","message":"x","count":true}', "error.count: expected an integer, got bool"),
-        (b"[" * 100_000, "nested too deeply"),
-    ],
+from .support import (
+    ALL_EVENTS,
+    LABELS,
+    TIMEOUT,
+    Server,
+    connected,
+    make_hello,
+    make_scene,
+    make_segment,
+    make_status,
+    read_lines_until,
+    read_until_closed,
+    wait_for,
 )
-def test_bad_event_lines_raise_protocol_error(line, message):
-    with pytest.raises(ProtocolError) as info:
-        Event.from_line(line)
-    assert message in str(info.value)
-
-
-@pytest.mark.parametrize(
-    "line, message",
-    [
-        (b'{"type":"set","K":5}', "set: unknown field 'K'; accepted fields: k, mode"),
-        (b'{"type":"set","k":"5"}', "set.k: expected an integer, got str '5'"),
-        (b'{"type":"set","k":0}', "set.k: must be at least 1"),
-        (b'{"type":"set","k":2.5}', "set.k: expected an integer"),
-        (b'{"type":"set","mode":"rolling"}', "set.mode: 'rolling' is not a mode; accepted: window, sliding"),
-        (b'{"type":"set"}', "set: give k, mode or both"),
-        (b'{"type":"subscribe"}', "subscribe: missing field 'events'"),
-        (b'{"type":"subscribe","events":"scene"}', "subscribe.events: expected a list"),
-        (b'{"type":"subscribe","events":["hello"]}', "'hello' is not an event one subscribes to"),
-        (b'{"type":"scene"}', "unknown request type 'scene'"),
-    ],
-)
-def test_bad_requests_raise_protocol_error(line, message):
-    with pytest.raises(ProtocolError) as info:
-        Request.from_line(line)
-    assert message in str(info.value)
-
-
-def test_building_an_event_checks_values():
-    with pytest.raises(ProtocolError, match="scene.confidence: expected a finite number, got nan"):
-        Scene("bus", float("nan"), {"bus": 1}, 1, "window", 0.0, 0.3, 0.0, 0.1, 0)
-    with pytest.raises(ProtocolError, match="hello.mode: 'rolling' is not a mode"):
-        make_hello(mode="rolling")
-    with pytest.raises(ProtocolError, match="status.k: expected an integer"):
-        Status(1.0, 1, 0, {}, 0, 0, "mic", "5", "window")
-
-
-def test_unknown_event_fields_are_ignored_and_unknown_types_named():
-    data = json.loads(make_scene().to_line())
-    data["new_field_from_a_later_daemon"] = [1, 2]
-    assert Event.from_line(json.dumps(data)) == make_scene()
-    with pytest.raises(UnknownTypeError, match="unknown event type 'weather'"):
-        Event.from_line(b'{"type":"weather","v":1}')
-    with pytest.raises(ProtocolError, match="expected a 'scene' event, got 'pong'"):
-        Scene.from_line(Pong().to_line())
-
-
-def test_subscribe_drops_repeats_in_order():
-    assert Subscribe(["segment", "scene", "segment"]).events == ("segment", "scene")
-
-
-# --- addresses -------------------------------------------------------------------------------------
-
-
-def test_parse_uri():
-    assert parse_uri("unix:///run/edge-asc/edge-asc.sock").path == Path("/run/edge-asc/edge-asc.sock")
-    assert parse_uri("/tmp/x.sock").scheme == "unix"
-    tcp = parse_uri("tcp://127.0.0.1:7373")
-    assert (tcp.host, tcp.port, tcp.is_loopback) == ("127.0.0.1", 7373, True)
-    assert parse_uri("tcp://[::1]:7373").uri == "tcp://[::1]:7373"
-    for bad, message in [
-        ("unix://relative.sock", "absolute path"),
-        ("tcp://127.0.0.1", "tcp://HOST:PORT"),
-        ("tcp://127.0.0.1:99999", "out of range"),
-        ("http://127.0.0.1:80", "unsupported address scheme 'http'"),
-    ]:
-        with pytest.raises(ServerError, match=message):
-            parse_uri(bad)
-
-
-def test_non_loopback_tcp_is_refused_unless_allowed():
-    with pytest.raises(ServerError, match="refusing a non-loopback address"):
-        EventServer(["tcp://0.0.0.0:7373"], make_hello, lambda r: None)
-    EventServer(["tcp://0.0.0.0:7373"], make_hello, lambda r: None, allow_remote=True)  # not started
-    with pytest.raises(ServerError, match="slow_policy 'block' is not accepted"):
-        EventServer(["tcp://127.0.0.1:0"], make_hello, lambda r: None, slow_policy="block")
-
-
-def test_default_socket_path(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    assert default_socket_path() == tmp_path / "edge-asc" / "edge-asc.sock"
-    monkeypatch.delenv("XDG_RUNTIME_DIR")
-    expected = Path("/run/edge-asc/edge-asc.sock") if Path("/run/edge-asc").is_dir() else Path(f"/tmp/edge-asc-{os.getuid()}/edge-asc.sock")
-    assert default_socket_path() == expected
 
 
 # --- the socket file ---------------------------------------------------------------------------------
@@ -351,26 +109,6 @@ def test_the_tmp_fallback_directory_is_private_or_refused(sock_dir, monkeypatch)
         assert stat.S_ISSOCK(os.stat(path).st_mode)
 
 
-def test_the_client_only_trusts_a_private_tmp_fallback_directory(sock_dir, monkeypatch):
-    from edge_asc.protocol import addresses as servermod
-    from edge_asc.protocol.client import find_socket_path
-
-    monkeypatch.setattr(servermod, "TMP_ROOT", sock_dir)
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    monkeypatch.setattr(servermod, "SYSTEM_SOCKET_DIR", sock_dir / "no-run-dir")
-    private = servermod.tmp_socket_dir()
-    path = private / "edge-asc.sock"
-    with Server([f"unix://{path}"]):
-        assert find_socket_path() == path  # ours, 0700: found
-        os.chmod(private, 0o777)  # anyone could have replaced the socket
-        with pytest.raises(DaemonNotRunning, match="not connecting to .*may be written by group or others"):
-            find_socket_path()
-        with pytest.raises(DaemonNotRunning, match="may be written by group or others"):
-            Client(timeout=1.0).connect()
-        os.chmod(private, 0o700)
-        assert find_socket_path() == path
-
-
 def test_tcp_port_in_use_is_a_clear_error():
     with Server(["tcp://127.0.0.1:0"]) as first:
         with pytest.raises(ServerError, match=f"cannot listen on {first.uris[0]}"):
@@ -416,29 +154,6 @@ def test_subscriptions_choose_the_streamed_events(sock_dir):
         wait_for(lambda: not server.has_subscribers("segment"), what="segment subscription to end")
         default.close()
         segments_only.close()
-
-
-def test_iter_events_yields_hello_then_the_chosen_events(sock_dir):
-    with Server([f"unix://{sock_dir}/s.sock"]) as server:
-        received = []
-        reader = threading.Thread(target=lambda: received.extend(iter_events(server.uris[0], events=("segment",), timeout=TIMEOUT)))
-        reader.start()
-        wait_for(lambda: server.has_subscribers("segment"), what="the subscription")
-        server.publish(make_scene())  # not asked for
-        server.publish(make_segment(0))
-        server.publish(Error("source_lost", "gone"))
-    reader.join(TIMEOUT)
-    assert received == [make_hello(), make_segment(0), Error("source_lost", "gone")]
-
-
-def test_client_errors_name_the_address(sock_dir):
-    with pytest.raises(DaemonNotRunning, match=f"no socket at {sock_dir}/none.sock"):
-        Client(f"{sock_dir}/none.sock").connect()
-    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    stale.bind(str(sock_dir / "stale.sock"))
-    stale.close()
-    with pytest.raises(DaemonNotRunning, match="stale"):
-        list(iter_events(f"unix://{sock_dir}/stale.sock"))
 
 
 def test_requests_go_to_the_handler_and_replies_to_the_sender_only(sock_dir):
@@ -563,12 +278,6 @@ def test_stats_and_publish_checks(sock_dir):
         a.close()
         b.close()
     server.publish(make_scene())  # after stop: goes nowhere, raises nothing
-
-
-def test_the_client_side_imports_no_training_libraries():
-    code = "import sys, edge_asc.protocol.messages, edge_asc.protocol.server, edge_asc.protocol.client, edge_asc.commands.listen; print(sorted({'torch', 'librosa', 'matplotlib'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
 
 
 def test_events_published_before_stop_are_delivered(sock_dir):
@@ -737,26 +446,6 @@ def test_a_stuck_client_is_disconnected_under_the_disconnect_policy(sock_dir):
 # --- socat and the listen command --------------------------------------------------------------------
 
 
-def read_lines_until(stream, predicate, timeout=TIMEOUT):
-    """Lines from a pipe until one satisfies ``predicate``; fails on timeout instead of hanging."""
-    lines = []
-    selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            if not selector.select(max(deadline - time.monotonic(), 0)):
-                raise AssertionError(f"timed out; lines so far: {lines}")
-            line = stream.readline()
-            if not line:
-                return lines
-            lines.append(json.loads(line))
-            if predicate(lines[-1]):
-                return lines
-    finally:
-        selector.close()
-
-
 @pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed")
 def test_socat_is_a_client(sock_dir):
     with Server([f"unix://{sock_dir}/s.sock"]) as server:
@@ -777,39 +466,3 @@ def test_socat_is_a_client(sock_dir):
         finally:
             proc.stdin.close()  # socat half-closes, waits 0.5 s for more and exits
             assert proc.wait(TIMEOUT) == 0
-
-
-def listen_command(*args):
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge_asc", "listen", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
-    )
-
-
-def test_listen_prints_events_and_exits_0_when_the_daemon_stops(sock_dir):
-    harness = Server([f"unix://{sock_dir}/s.sock"])
-    with harness as server:
-        proc = listen_command("--socket", f"{sock_dir}/s.sock", "--events", "segment,scene")
-        wait_for(lambda: server.has_subscribers("segment"), timeout=30, what="listen to subscribe")
-        server.publish(make_segment(0))
-        server.publish(make_status())  # not subscribed
-        server.publish(make_scene())
-        lines = read_lines_until(proc.stdout, lambda d: d["type"] == "scene")
-    assert [Event.from_json(d) for d in lines] == [make_hello(), make_segment(0), make_scene()]
-    assert proc.wait(TIMEOUT) == 0
-    assert proc.stdout.read() == b""
-
-
-def test_listen_exits_0_on_sigint(sock_dir):
-    with Server(["tcp://127.0.0.1:0"]) as server:
-        host_port = server.uris[0].removeprefix("tcp://")
-        proc = listen_command("--tcp", host_port)
-        lines = read_lines_until(proc.stdout, lambda d: d["type"] == "hello", timeout=30)
-        assert lines[0]["protocol"] == protocol.PROTOCOL_VERSION
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(TIMEOUT) == 0
-
-
-def test_listen_without_a_daemon_is_a_clear_error(sock_dir):
-    proc = listen_command("--socket", f"{sock_dir}/missing.sock")
-    assert proc.wait(30) == 1
-    assert f"no edge-asc daemon: no socket at {sock_dir}/missing.sock" in proc.stderr.read().decode()

@@ -1,0 +1,64 @@
+"""What several commands share: the dataset arguments and the trainer's config file sections.
+
+Every command reads its settings the same way (edge_asc.config): defaults, then the YAML file's sections,
+then the flags that were given. Flags that override a setting are declared with ``default=SUPPRESS``
+and listed in the command's flag table (argparse destination -> dotted key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Iterable
+
+from edge_asc.config import ConfigError, flag_overrides, load_yaml, read_sections
+from edge_asc.daemon.config import DaemonConfig, load_config
+from edge_asc.dsp.features import FeatureConfig
+from edge_asc.runtime.decision import MODES
+from edge_asc.training.config import ModelConfig, TrainConfig
+from edge_asc.training.datasets import LAYOUTS
+
+SUPPRESS = argparse.SUPPRESS  # an override flag that was not given leaves no attribute
+TRAIN_SECTIONS = {"train": TrainConfig, "model": ModelConfig, "features": FeatureConfig}
+DATA_HELP = "dataset folder (class folders + metadata.csv, DCASE 2016/2017 or 2018 layout)"
+
+
+def add_layout_arguments(parser: argparse.ArgumentParser) -> None:
+    """--layout and --chunk-seconds: how a dataset folder is read (beside --data)."""
+    parser.add_argument("--layout", choices=LAYOUTS, default="auto", help="dataset layout")
+    parser.add_argument("--chunk-seconds", type=float, default=10.0, help="long files are cut into scenes of this length")
+
+
+def train_config_from_file(path: Path | None, ignore: Iterable[str] = ()) -> TrainConfig:
+    """TrainConfig from a config file's ``train:`` (``augment:`` nested), ``model:`` and ``features:`` sections.
+
+    ``ignore`` names sections that another part of the command reads (``evaluate:``); any other section
+    is an error naming it. ``model:`` and ``features:`` are top-level sections, as ``config.yaml`` in a
+    run folder writes them.
+    """
+    train_section = (load_yaml(path).get("train") if path is not None else None) or {}
+    for section in ("model", "features"):
+        if isinstance(train_section, dict) and section in train_section:
+            raise ConfigError(f"{path}: give {section}: as a top-level section, not inside train:")
+    sections = read_sections(path, TRAIN_SECTIONS, ignore)
+    return dataclasses.replace(sections["train"], model=sections["model"], features=sections["features"])
+
+
+# --- the daemon's settings, as run and classify take them ----------------------------------------------
+
+ARTIFACT_FLAGS = {"model": "model", "index": "index", "k": "decision.k", "mode": "decision.mode"}
+
+
+def add_artifact_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config, --k, --mode, --model, --index: the daemon config file and the flags over it."""
+    parser.add_argument("--config", type=Path, metavar="YAML", default=SUPPRESS, help="config file (edge-asc run --dump-config writes one)")
+    parser.add_argument("--k", type=int, metavar="N", default=SUPPRESS, help="segments per decision (config decision.k, default 3)")
+    parser.add_argument("--mode", choices=MODES, default=SUPPRESS, help="a decision every k segments, or every segment over the last k (config decision.mode, default window)")
+    parser.add_argument("--model", type=Path, metavar="ONNX", default=SUPPRESS, help="encoder file (config model; default: the installed default model)")
+    parser.add_argument("--index", type=Path, metavar="DIR", default=SUPPRESS, help="index directory (config index; default: the installed default index)")
+
+
+def daemon_config(args: argparse.Namespace, flags: dict[str, str]) -> DaemonConfig:
+    """The daemon config file named by --config (or the defaults), then the given flags in ``flags``."""
+    return load_config(getattr(args, "config", None), flag_overrides(args, flags))

@@ -1,0 +1,80 @@
+"""The daemon configuration: the dumped reference, errors naming the key, overrides."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import REPO
+from edge_asc import config as cfgmod
+from edge_asc.config import ConfigError
+from edge_asc.daemon.config import DaemonConfig, SourceSpec, apply_overrides, dump_yaml, load_config, reference_rows
+
+
+
+# --- configuration ----------------------------------------------------------------------------------
+
+
+def test_dumped_config_is_complete_commented_and_loads_back(tmp_path):
+    text = dump_yaml()
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    assert load_config(path) == DaemonConfig()
+    keys = {key for key, *_ in reference_rows()}
+    for key in keys:  # every key is in the dump, with a comment
+        leaf = key.split(".")[-1]
+        assert any(line.strip().startswith(f"{leaf}:") and "#" in line for line in text.splitlines()), key
+    docs = (REPO / "docs" / "config.md").read_text()
+    missing = [k for k in keys if f"`{k}`" not in docs]
+    assert not missing, f"docs/config.md does not document {missing}"
+
+
+def test_config_errors_name_the_key_and_the_accepted_values(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("decision:\n  k: 3\n  windw: 2\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown key decision.windw; accepted keys: decision.k, decision.mode"):
+        load_config(bad)
+    bad.write_text("decision:\n  mode: majority\n")
+    with pytest.raises(ConfigError, match="decision.mode: 'majority' is not accepted; accepted values: window, sliding"):
+        load_config(bad)
+    bad.write_text("source: microphone\n")
+    with pytest.raises(ConfigError, match="accepted forms: mic, mic:NAME_OR_INDEX, file:PATH, stdin"):
+        load_config(bad)
+    bad.write_text("server:\n  tcp: 8765\n")
+    with pytest.raises(ConfigError, match="server.tcp: expected str or NoneType, got 8765"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="audio: channels must be from 1 to 64"):
+        apply_overrides(DaemonConfig(), {"audio.channels": 0})
+
+
+def test_non_finite_or_huge_waits_and_search_breadth_are_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    for key, value in (("no_data_timeout", ".nan"), ("retry_min", ".inf"), ("retry_max", ".nan"), ("retry_min", "-1.0"), ("no_data_timeout", "1e9")):
+        bad.write_text(f"audio:\n  {key}: {value}\n")
+        with pytest.raises(ConfigError, match=f"audio: {key} must be a positive number of seconds"):
+            load_config(bad)
+    with pytest.raises(ConfigError, match="retry_max must be at least retry_min"):
+        apply_overrides(DaemonConfig(), {"audio.retry_min": 5.0, "audio.retry_max": 1.0})
+    with pytest.raises(ConfigError, match="inference: ef must be from 1 to 10000"):
+        apply_overrides(DaemonConfig(), {"inference.ef": 10**9})
+    assert apply_overrides(DaemonConfig(), {"inference.ef": 10000}).inference.ef == 10000
+
+
+def test_a_key_yaml_reads_as_a_boolean_or_number_is_named_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("yes: 1\n3: 2\naudio:\n  on: true\n")  # YAML 1.1: yes and on are booleans
+    with pytest.raises(ConfigError, match=r"unknown key 3 \(and True\); accepted keys: model"):
+        load_config(bad)
+    bad.write_text("audio:\n  on: true\n")
+    with pytest.raises(ConfigError, match=r"unknown key audio.True; accepted keys: audio.samplerate"):
+        load_config(bad)
+
+
+def test_cli_overrides_win_over_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"source": "mic:usb", "decision": {"k": 5, "mode": "sliding"}}))
+    cfg = load_config(path, {"decision.k": 2, "decision.mode": None, "source": "stdin"})
+    assert (cfg.decision.k, cfg.decision.mode, cfg.source_spec) == (2, "sliding", SourceSpec("stdin"))
+    assert SourceSpec.parse("mic:USB Mic") == SourceSpec("mic", "USB Mic")
+    assert SourceSpec.parse("file:/a:b.wav") == SourceSpec("file", "/a:b.wav")
+    assert cfgmod.to_dict(cfg)["decision"] == {"k": 2, "mode": "sliding", "neighbours": 1, "tie_break": "distance"}

@@ -1,0 +1,74 @@
+"""The decision policy: window and sliding votes over k segments, tie breaks, k and mode changed at run time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_asc.runtime.decision import Decision, DecisionPolicy, Vote, vote
+
+# --- decision policy --------------------------------------------------------------------------------
+
+
+def _votes(labels, dists=None):
+    dists = dists or [0.1] * len(labels)
+    return [Vote(i, lab, d, i * 4800, (i + 1) * 4800, float(i)) for i, (lab, d) in enumerate(zip(labels, dists))]
+
+
+def _run(policy, votes):
+    return [d for v in votes if (d := policy.push(v)) is not None]
+
+
+def test_window_mode_decides_every_k_segments_over_those_k():
+    out = _run(DecisionPolicy(3, k=3, mode="window"), _votes([0, 0, 1, 2, 2, 2, 1]))
+    assert [(d.label, d.first_segment, d.last_segment, d.votes) for d in out] == [(0, 0, 2, (2, 1, 0)), (2, 3, 5, (0, 0, 3))]
+    assert out[0].confidence == pytest.approx(2 / 3) and out[1].confidence == 1.0
+    assert (out[0].start, out[0].end, out[0].ready) == (0, 3 * 4800, 2.0)
+
+
+def test_sliding_mode_decides_after_every_segment_over_the_last_k():
+    out = _run(DecisionPolicy(3, k=2, mode="sliding"), _votes([0, 1, 1, 2]))
+    assert [(d.first_segment, d.last_segment) for d in out] == [(0, 1), (1, 2), (2, 3)]
+    assert out[1].label == 1 and out[1].confidence == 1.0
+
+
+def test_tie_break_smallest_summed_distance_then_earlier_label():
+    labels = np.array([2, 1, 2, 1])
+    assert vote(labels, np.array([0.1, 0.5, 0.1, 0.5]), 3)[0] == 2  # 0.2 < 1.0
+    assert vote(labels, np.array([0.3, 0.3, 0.3, 0.3]), 3)[0] == 1  # equal sums: the earlier label
+    assert vote(labels, np.array([0.1, 0.5, 0.1, 0.5]), 3, "label_order")[0] == 1
+    out = _run(DecisionPolicy(3, k=2, mode="window"), _votes([2, 0], [0.2, 0.9]))
+    assert out[0].label == 2 and out[0].confidence == 0.5
+
+
+def test_k_and_mode_change_at_run_time():
+    policy = DecisionPolicy(2, k=3, mode="window")
+    assert _run(policy, _votes([0, 0])) == []
+    policy.set_k(1)
+    assert policy.k == 1
+    d = policy.push(Vote(2, 1, 0.1, 0, 1, 0.0))
+    assert isinstance(d, Decision) and d.k == 1 and d.label == 1
+    policy.set_mode("sliding")
+    policy.set_k(2)
+    d = policy.push(Vote(3, 1, 0.1, 0, 1, 0.0))
+    assert (d.mode, d.k, d.first_segment, d.last_segment) == ("sliding", 2, 2, 3)
+    with pytest.raises(ValueError, match="k must be"):
+        policy.set_k(0)
+    with pytest.raises(ValueError, match="accepted values: window, sliding"):
+        policy.set_mode("vote")
+
+
+def test_set_changes_k_and_mode_in_one_step():
+    policy = DecisionPolicy(2, k=3, mode="window")
+    policy.set(k=2, mode="sliding")
+    assert policy._pending == (2, "sliding")  # one pending update: the worker sees both or neither
+    assert (policy.k, policy.mode) == (2, "sliding")
+    policy.set(mode="window")
+    assert policy._pending == (2, "window")  # None keeps the other value
+    with pytest.raises(ValueError, match="accepted values: window, sliding"):
+        policy.set(k=5, mode="vote")
+    assert (policy.k, policy.mode) == (2, "window")  # a bad value changes nothing, not even the good one
+    d = policy.push(Vote(0, 1, 0.1, 0, 1, 0.0))
+    assert d is None and policy._pending is None
+    d = policy.push(Vote(1, 1, 0.1, 0, 1, 0.0))
+    assert (d.k, d.mode) == (2, "window")

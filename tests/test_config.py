@@ -1,0 +1,88 @@
+"""edge_asc.config: the one loader every command uses (sections, dotted overrides, flag tables)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from edge_asc.commands import build_index, evaluate, run, train
+from edge_asc.config import ConfigError, apply_overrides, flag_overrides, from_dict, read_sections
+
+
+@dataclass(frozen=True)
+class Inner:
+    size: int = 3
+    name: str = field(default="a", metadata={"choices": ("a", "b")})
+
+
+@dataclass(frozen=True)
+class Outer:
+    rate: float = 1.0
+    inner: Inner = Inner()
+
+
+def test_an_unknown_key_is_refused_naming_it_and_the_accepted_keys():
+    with pytest.raises(ConfigError, match=r"unknown key inner\.colour; accepted keys: inner\.size, inner\.name"):
+        from_dict(Outer, {"inner": {"colour": 1}})
+
+
+def test_a_value_outside_its_choices_names_the_accepted_values():
+    with pytest.raises(ConfigError, match=r"name: 'c' is not accepted; accepted values: a, b"):
+        from_dict(Inner, {"name": "c"})
+
+
+def test_dotted_overrides_go_through_the_same_validation_as_the_file():
+    cfg = apply_overrides(Outer(), {"inner.size": 5, "rate": None})
+    assert cfg == Outer(inner=Inner(size=5))
+    with pytest.raises(ConfigError, match="inner.size: expected an integer"):
+        apply_overrides(Outer(), {"inner.size": "five"})
+
+
+def test_an_unknown_dotted_override_is_refused_naming_it():
+    with pytest.raises(ConfigError, match=r"unknown key inner\.colour"):
+        apply_overrides(Outer(), {"inner.colour": 2})
+    with pytest.raises(ConfigError, match=r"unknown key rate"):
+        apply_overrides(Outer(), {"rate.x": 2})
+
+
+def test_sections_absent_from_the_file_take_their_defaults_and_an_unknown_section_is_named(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("outer:\n  rate: 2.5\nother: {}\n")
+    sections = read_sections(path, {"outer": Outer, "inner": Inner}, ignore=("other",))
+    assert sections == {"outer": Outer(rate=2.5), "inner": Inner()}
+    with pytest.raises(ConfigError, match=rf"{path}: unknown section 'other'; accepted sections: outer, inner"):
+        read_sections(path, {"outer": Outer, "inner": Inner})
+    path.write_text("outer:\n  rate: fast\n")
+    with pytest.raises(ConfigError, match=rf"{path}: outer.rate: expected a number"):
+        read_sections(path, {"outer": Outer})
+
+
+def test_flags_that_were_not_given_do_not_override_the_file():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=argparse.SUPPRESS)
+    table = {"size": "inner.size", "rate": "rate"}
+    assert flag_overrides(parser.parse_args(["--size", "7"]), table) == {"inner.size": 7}
+    assert flag_overrides(parser.parse_args([]), table) == {}
+
+
+@pytest.mark.parametrize("command", [run, train, build_index, evaluate])
+def test_every_flag_table_names_a_real_config_key(command):
+    """Each command's flag table maps argparse destinations to keys its config accepts."""
+    from edge_asc.daemon.config import DaemonConfig
+    from edge_asc.evaluation.config import EvalConfig
+    from edge_asc.runtime.index import IndexConfig
+    from edge_asc.training.config import TrainConfig
+
+    config = {run: DaemonConfig(), train: TrainConfig(), build_index: IndexConfig(), evaluate: EvalConfig()}[command]
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    dests = {a.dest for a in parser._actions}
+    for dest, key in command.FLAGS.items():
+        assert dest in dests, f"{command.__name__}: no flag with destination {dest}"
+        value = config
+        for part in key.split("."):
+            value = getattr(value, part)  # AttributeError: the table names a key that does not exist
