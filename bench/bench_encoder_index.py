@@ -37,9 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_asc.runtime.encoder import Encoder, ModelMeta
+from edge_asc.contract import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, ModelMeta
+from edge_asc.runtime.encoder import Encoder
 from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
-from edge_asc.runtime.index import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, SegmentIndex
+from edge_asc.runtime.index import SegmentIndex
 
 FIXTURE_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 LOWRANK_DIM = 16
@@ -82,16 +83,17 @@ def default_model(tmp: Path) -> Path:
     """Export an untrained default-size encoder (hidden 64, audio variant) with edge_asc.training.export."""
     import torch
 
-    from edge_asc.training.export import export_onnx
-    from edge_asc.training.model import Encoder as TorchEncoder
-    from edge_asc.training.train import TrainedModel
+    from edge_asc.training.checkpoint import TrainedModel
     from edge_asc.training.config import TrainConfig
+    from edge_asc.training.export import export_onnx
+    from edge_asc.training.model import EncoderNet
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     config = TrainConfig()
     labels = tuple(f"class{i:02d}" for i in range(13))
-    return export_onnx(TrainedModel(model=TorchEncoder(config.model), config=config, labels=labels, epoch=0), tmp / "bench.onnx")
+    net = EncoderNet(config.model, config.features.n_features, config.features.frames_per_segment)
+    return export_onnx(TrainedModel(model=net, config=config, labels=labels, epoch=0), tmp / "bench.onnx")
 
 
 def fixture_features(cfg: FeatureConfig, n: int) -> np.ndarray:

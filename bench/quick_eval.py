@@ -10,7 +10,9 @@ position), and all-segments accuracy (majority over the scene). The no-learning 
 of the 52 features over a segment, standardised, 1-NN) runs on the same folds, and the same embeddings are
 also scored against smaller indexes (see rule_scores), which measures what condensing the index costs.
 Prints one line per fold and a mean +- std summary; --json appends the result to a file
-(bench/summarise_quick_eval.py turns that file into a table).
+(bench/summarise_quick_eval.py turns that file into a table). The options screened once and since removed from
+the trainer (bench/removed_options.py) are refused like any unknown key; their runs stay in
+bench/results/quick_eval.jsonl as the record.
 """
 
 from __future__ import annotations
@@ -27,25 +29,27 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from edge_asc.config import from_dict, to_dict
-from edge_asc.training.datasets import extract_segments, load_dataset, load_scene_audio, split_by_recording
+from edge_asc.commands.common import TRAIN_SECTIONS, train_config_from_file
+from edge_asc.config import ConfigError, apply_overrides, to_dict
 from edge_asc.dsp.features import FeatureExtractor
-from edge_asc.runtime.index import select_per_label
-from edge_asc.training.train import TrainConfig, fit_scenes
+from edge_asc.runtime.select import select_per_label
+from edge_asc.training.config import TrainConfig
+from edge_asc.training.datasets import extract_segments, load_dataset, load_scene_audio
+from edge_asc.training.splits import split_by_recording
+from edge_asc.training.train import fit_scenes
 
 log = logging.getLogger("quick_eval")
 
 
 def apply_sets(config: TrainConfig, sets: list[str]) -> TrainConfig:
-    data = to_dict(config)
+    """``KEY=VALUE`` settings (dotted: ``model.hidden_size=128``; values read as YAML) through the config loader."""
+    overrides = {}
     for item in sets:
-        key, _, value = item.partition("=")
-        node = data
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = yaml.safe_load(value)
-    return from_dict(TrainConfig, data)
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return apply_overrides(config, overrides)
 
 
 def nearest_labels(query: np.ndarray, ref: np.ndarray, ref_labels: np.ndarray, chunk: int = 2048) -> np.ndarray:
@@ -112,6 +116,21 @@ def baseline_features(features: np.ndarray) -> np.ndarray:
     return np.concatenate([features.mean(axis=1), features.std(axis=1)], axis=1)  # (N, 104)
 
 
+def summarise(results: list[dict], split_note: list, seeds: list[int]) -> dict:
+    """Mean and std over folds (of the per-fold mean over seeds) of every score, the encoder's, the baseline's and each rule's."""
+
+    def agg(kind: str, key: str) -> tuple[float, float]:
+        # mean over seeds within a fold, then mean and std over folds
+        per_fold = [np.mean([r[kind][key] for r in results if r["fold"] == k]) for k in sorted({r["fold"] for r in results})]
+        return float(np.mean(per_fold)), float(np.std(per_fold))
+
+    summary = {"split": split_note, "seeds": seeds, **{f"{kind}_{key}": agg(kind, key) for kind in ("encoder", "baseline") for key in ("first", "segment", "all")}}
+    for name in results[0]["rules"] if results else ():
+        per_fold = {key: [np.mean([r["rules"][name][key] for r in results if r["fold"] == k]) for k in sorted({r["fold"] for r in results})] for key in ("first", "all")}
+        summary.update({f"{name}_{key}": (float(np.mean(v)), float(np.std(v))) for key, v in per_fold.items()})
+    return summary
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/ambient13")
@@ -120,7 +139,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--seeds", type=str, default=None, help="comma-separated training seeds, each fold trained once per seed")
-    ap.add_argument("--set", action="append", default=[], help="KEY=VALUE train setting (dotted for model./augment.)")
+    ap.add_argument("--config", type=Path, default=None, help=f"YAML file with the trainer's sections ({', '.join(TRAIN_SECTIONS)})")
+    ap.add_argument("--set", action="append", default=[], help="KEY=VALUE train setting (dotted for model./augment./features.), over --config")
     ap.add_argument("--only-folds", type=str, default=None, help="comma-separated fold numbers (1-based)")
     ap.add_argument("--eval-every", type=int, default=0, help="also score the fold every N epochs (a learning curve)")
     ap.add_argument("--json", type=Path, default=None, help="append the result as one JSON line")
@@ -130,9 +150,12 @@ def main() -> int:
     for noisy in ("edge_asc.training.datasets",):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    config = apply_sets(TrainConfig(), args.set)
-    if args.epochs is not None or args.seed is not None:
-        config = apply_sets(config, [f"epochs={args.epochs or config.epochs}", f"seed={args.seed if args.seed is not None else config.seed}"])
+    try:
+        config = apply_sets(train_config_from_file(args.config), args.set)
+        config = apply_overrides(config, {"epochs": args.epochs, "seed": args.seed})
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
     dataset = load_dataset(args.data)
     folds = split_by_recording(dataset, args.folds, args.split_seed)
     # which recordings each fold tests, so runs are only compared on the same split
@@ -160,15 +183,7 @@ def main() -> int:
         for seed in seeds:
             results.append(run_fold(args, dataclasses.replace(config, seed=seed), k, fold, audio, tr, te, base, scene_labels, scene_recs, dataset.labels))
 
-    def agg(kind: str, key: str) -> tuple[float, float]:
-        # mean over seeds within a fold, then mean and std over folds
-        per_fold = [np.mean([r[kind][key] for r in results if r["fold"] == k]) for k in sorted({r["fold"] for r in results})]
-        return float(np.mean(per_fold)), float(np.std(per_fold))
-
-    summary = {"split": split_note, "seeds": seeds, **{f"{kind}_{key}": agg(kind, key) for kind in ("encoder", "baseline") for key in ("first", "segment", "all")}}
-    for name in results[0]["rules"] if results else ():
-        per_fold = {key: [np.mean([r["rules"][name][key] for r in results if r["fold"] == k]) for k in sorted({r["fold"] for r in results})] for key in ("first", "all")}
-        summary.update({f"{name}_{key}": (float(np.mean(v)), float(np.std(v))) for key, v in per_fold.items()})
+    summary = summarise(results, split_note, seeds)
     line = " ".join(f"{k} {v[0]:.3f}+-{v[1]:.3f}" for k, v in summary.items() if k not in ("split", "seeds"))
     print(f"SUMMARY {args.name} {' '.join(args.set)} epochs={config.epochs} seeds={seeds}: {line} ({time.perf_counter() - t_start:.0f} s)", flush=True)
     if args.json is not None:

@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from removed_options import REMOVED_NEUTRAL  # bench/, beside this script
+
 from edge_asc.config import to_dict
 from edge_asc.training.config import TrainConfig
 
@@ -34,9 +36,14 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+REMOVED = {".".join(path): neutral for path, neutral in REMOVED_NEUTRAL.items()}
+
+
 def differences(config: dict, defaults: dict) -> list[str]:
     """'key=value' for every stored setting that differs from today's default (new options absent from an
-    old run's settings were not there yet, so they were at their neutral default)."""
+    old run's settings were not there yet, so they were at their neutral default). An option removed from
+    the trainer since counts as a difference when the run set it away from its neutral value; settings that
+    are no longer settings at all (the network's sizes) are passed over."""
     flat = flatten(config)
     diffs = []
     for key, value in sorted(flat.items()):
@@ -44,6 +51,8 @@ def differences(config: dict, defaults: dict) -> list[str]:
             continue
         if key in defaults and defaults[key] != value:
             diffs.append(f"{key}={json.dumps(value)}")
+        elif key in REMOVED and REMOVED[key] != value:
+            diffs.append(f"{key}={json.dumps(value)} (since removed)")
     return diffs
 
 

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from edge_asc.contract import MANIFEST_FILE
+
 DEFAULT_MODEL_NAME = "edge-asc-amb13.onnx"
 DEFAULT_INDEX_NAME = "edge-asc-amb13"
 MODEL_ENV = "EDGE_ASC_MODEL"
@@ -35,5 +37,5 @@ def default_model_path() -> Path:
 def default_index_path() -> Path:
     if os.environ.get(INDEX_ENV):
         return Path(os.environ[INDEX_ENV])
-    found = [p for p in _candidates("index", DEFAULT_INDEX_NAME) if (p / "manifest.json").is_file()]
+    found = [p for p in _candidates("index", DEFAULT_INDEX_NAME) if (p / MANIFEST_FILE).is_file()]
     return found[0] if found else _candidates("index", DEFAULT_INDEX_NAME)[0]

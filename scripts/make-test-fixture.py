@@ -7,7 +7,7 @@ Trains two tiny encoders (hidden size 16, a few epochs, no augmentation) with se
 synthetic scenes of tests/audio_gen.py, exports both to ONNX, and indexes every training segment with the
 first one, through the runtime's own path (onnxruntime, edge_asc.runtime.index). The second encoder is
 there so tests can show that an index does not fit another encoder. Needs the train extra (torch); the
-tests that use the output do not. tests/test_fixture.py checks that this script still reproduces it.
+tests that use the output do not. tests/test_make_test_fixture.py checks that this script still reproduces it.
 """
 
 from __future__ import annotations

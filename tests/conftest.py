@@ -24,9 +24,10 @@ import audio_gen
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FIXTURE = REPO / "tests" / "fixtures" / "tiny"  # made by scripts/make-test-fixture.py
-MODEL_FILE = "encoder.onnx"  # indexed by INDEX_DIR
-OTHER_MODEL_FILE = "encoder-other.onnx"  # another seed: INDEX_DIR does not fit it
-INDEX_DIR = "index"
+# the names bench/bench_install.sh expects from build_tiny_artifacts
+MODEL_FILE = "tiny-0.onnx"  # indexed by INDEX_DIR
+OTHER_MODEL_FILE = "tiny-1.onnx"  # another seed: INDEX_DIR does not fit it
+INDEX_DIR = "tiny-index"
 # real recordings, for the few tests that need them (they skip when ../shared is absent)
 SHARED = next((p for p in (REPO.parent / "shared", Path("/work/shared")) if p.is_dir()), REPO.parent / "shared")
 AMBIENT13 = Path(os.environ.get("EDGE_ASC_AMBIENT13", SHARED / "data" / "ambient13"))
@@ -53,8 +54,8 @@ class TinyArtifacts:
     other_model: Path  # a second encoder (another seed): the index does not fit it
 
 
-def copy_tiny_artifacts(out: Path) -> TinyArtifacts:
-    """The committed fixture copied into ``out``, and the generated clips written there."""
+def build_tiny_artifacts(out: Path) -> TinyArtifacts:
+    """The committed fixture copied into ``out`` (which may exist), and the generated clips written there."""
     import soundfile as sf
 
     shutil.copytree(TINY_FIXTURE, out, dirs_exist_ok=True)
@@ -68,7 +69,7 @@ def copy_tiny_artifacts(out: Path) -> TinyArtifacts:
 
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory) -> TinyArtifacts:
-    return copy_tiny_artifacts(tmp_path_factory.mktemp("tiny-artifacts"))
+    return build_tiny_artifacts(tmp_path_factory.mktemp("tiny-artifacts"))
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ def test_every_flag_table_names_a_real_config_key(command):
     """Each command's flag table maps argparse destinations to keys its config accepts."""
     from edge_asc.daemon.config import DaemonConfig
     from edge_asc.evaluation.config import EvalConfig
-    from edge_asc.runtime.index import IndexConfig
+    from edge_asc.training.build_index import IndexConfig
     from edge_asc.training.config import TrainConfig
 
     config = {run: DaemonConfig(), train: TrainConfig(), build_index: IndexConfig(), evaluate: EvalConfig()}[command]

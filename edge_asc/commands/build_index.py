@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edge_asc.commands.common import DATA_HELP, SUPPRESS, TRAIN_SECTIONS, add_layout_arguments
 from edge_asc.config import apply_overrides, flag_overrides, read_sections
-from edge_asc.runtime.index import IndexConfig
+from edge_asc.training.build_index import IndexConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ def config_from_args(args: argparse.Namespace) -> IndexConfig:
 
 def run(args: argparse.Namespace) -> int:
     from edge_asc.training.datasets import DatasetError, load_dataset
-    from edge_asc.runtime.encoder import ArtifactError, Encoder
+    from edge_asc.contract import ArtifactError
+    from edge_asc.runtime.encoder import Encoder
     from edge_asc.training.build_index import build_index_from_dataset
 
     config = config_from_args(args)

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_asc.dsp.audio_io import AudioFileError
     from edge_asc.runtime.decision import DecisionPolicy, vote
-    from edge_asc.runtime.encoder import ArtifactError
+    from edge_asc.contract import ArtifactError
     from edge_asc.runtime.pipeline import Pipeline, load_artifacts
 
     cfg = daemon_config(args, ARTIFACT_FLAGS)

@@ -9,16 +9,17 @@ import argparse
 import logging
 from pathlib import Path
 
+from edge_asc.contract import MIN_OPSET, OPSET
+
 log = logging.getLogger(__name__)
 
 HELP = "export a trained encoder (run folder or checkpoint.pt) to ONNX with its labels and feature settings"
-OPSET = 17  # as edge_asc.training.export.OPSET
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run folder written by edge-asc train, or its checkpoint.pt")
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write (atomically)")
-    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (17 or later)")
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset ({MIN_OPSET} or later)")
 
 
 def run(args: argparse.Namespace) -> int:

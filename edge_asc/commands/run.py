@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     cfg = daemon_config(args, FLAGS)  # ConfigError -> exit 2 (cli)
 
-    from edge_asc.runtime.encoder import ArtifactError
+    from edge_asc.contract import ArtifactError
     from edge_asc.runtime.pipeline import load_artifacts
     from edge_asc.daemon.sources import SourceError, make_source
 

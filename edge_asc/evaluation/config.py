@@ -1,12 +1,12 @@
 """What ``edge-asc evaluate`` runs: its settings (``EvalConfig``, YAML section ``evaluate:``) and the names of
-what it compares (methods, protocols). numpy-free: the CLI reads it to show its defaults without torch.
+what it compares (methods, protocols). No torch: the CLI reads it to show its defaults at start-up.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_asc.runtime.index import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+from edge_asc.contract import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 
 PRIMARY = "audio"  # the default variant: the one the headline, the k table and the confusion matrix use
 MODEL_VARIANTS = ("audio", "triplet", "noattn")

@@ -1,6 +1,6 @@
 """What an evaluation runs: the data in memory, the folds, and the tasks (a training set and a model seed).
 
-Folds are grouped by recording (``datasets.default_folds``: the official DCASE folds when present, else
+Folds are grouped by recording (``training.splits.default_folds``: the official DCASE folds when present, else
 ``split_by_recording``), so no recording has scenes on both sides; the paper's random split of scenes is
 optional and marked LEAKY. A task's methods (variants and baselines) train on the same scenes; each
 (task, method) is a unit, cached in ``<out>/units`` (see units.py).
@@ -154,7 +154,7 @@ def task_data(ctx: Context, task: Task) -> TaskData:
 
 def dataset_sha256(dataset: Any) -> tuple[str, int]:
     """SHA-256 over the sorted list of (relative path, SHA-256 of the file) of every audio and metadata file used."""
-    from edge_asc.runtime.encoder import file_sha256
+    from edge_asc.contract import file_sha256
 
     root = Path(dataset.root)
     files = {Path(s.path) for s in dataset.scenes}
@@ -169,7 +169,8 @@ def dataset_sha256(dataset: Any) -> tuple[str, int]:
 def prepare(data: str | Path, out: str | Path, config: EvalConfig, train_config: Any, layout: str = "auto") -> Context:
     """Load the dataset, its audio and every segment's features, and make the folds (creates ``out/units``)."""
     from edge_asc.dsp.features import FeatureExtractor
-    from edge_asc.training.datasets import default_folds, extract_segments, load_dataset, load_scene_audio, random_scene_split
+    from edge_asc.training.datasets import extract_segments, load_dataset, load_scene_audio
+    from edge_asc.training.splits import default_folds, random_scene_split
 
     out = Path(out)
     fc = train_config.features

@@ -31,7 +31,7 @@ class SharedAugmentation:
     """
 
     def __init__(self, train_config: Any, audio: Sequence[np.ndarray], labels: np.ndarray, recordings: np.ndarray, seed: int) -> None:
-        from edge_asc.training.train import SceneSource
+        from edge_asc.training.batches import SceneSource
 
         self.source = SceneSource(train_config, audio, labels, recordings)
         self.rng = np.random.default_rng([seed, 0xA06])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -48,27 +47,6 @@ from edge_asc.runtime.select import select_per_label
 log = logging.getLogger(__name__)
 
 ADD_CHUNK = 50_000  # items added per hnswlib call (progress is reported between calls)
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """How ``edge-asc build-index`` builds an index (YAML section ``index:``)."""
-
-    M: int = DEFAULT_M  # hnswlib links per node
-    ef_construction: int = DEFAULT_EF_CONSTRUCTION  # hnswlib build breadth
-    ef: int = DEFAULT_EF  # search breadth stored in the manifest (the daemon may override it)
-    max_per_label: int | None = None  # keep at most this many segments per label (None: all)
-    seed: int = 0  # for max_per_label
-    batch_size: int = 512  # segments per ONNX run
-    threads: int = 1  # ONNX Runtime and hnswlib threads
-
-    def __post_init__(self) -> None:
-        if self.M < 2 or self.ef_construction < 1 or self.ef < 1:
-            raise ValueError(f"need M >= 2, ef_construction >= 1 and ef >= 1, got {self.M}, {self.ef_construction}, {self.ef}")
-        if self.max_per_label is not None and self.max_per_label < 1:
-            raise ValueError(f"max_per_label must be positive (or null for all), got {self.max_per_label}")
-        if self.batch_size < 1 or self.threads < 1:
-            raise ValueError(f"batch_size and threads must be positive, got {self.batch_size}, {self.threads}")
 
 
 class SegmentIndex:

@@ -7,16 +7,39 @@ index (edge_asc.runtime.index).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from edge_asc.contract import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, ModelMeta
 from edge_asc.dsp.features import FeatureExtractor
-from edge_asc.runtime.encoder import ModelMeta
-from edge_asc.runtime.index import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, SegmentIndex, embed_features, select_per_label
+from edge_asc.runtime.index import SegmentIndex, embed_features
+from edge_asc.runtime.select import select_per_label
 from edge_asc.training.datasets import extract_segments
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How ``edge-asc build-index`` builds an index (YAML section ``index:``)."""
+
+    M: int = DEFAULT_M  # hnswlib links per node
+    ef_construction: int = DEFAULT_EF_CONSTRUCTION  # hnswlib build breadth
+    ef: int = DEFAULT_EF  # search breadth stored in the manifest (the daemon may override it)
+    max_per_label: int | None = None  # keep at most this many segments per label (None: all)
+    seed: int = 0  # for max_per_label
+    batch_size: int = 512  # segments per ONNX run
+    threads: int = 1  # ONNX Runtime and hnswlib threads
+
+    def __post_init__(self) -> None:
+        if self.M < 2 or self.ef_construction < 1 or self.ef < 1:
+            raise ValueError(f"need M >= 2, ef_construction >= 1 and ef >= 1, got {self.M}, {self.ef_construction}, {self.ef}")
+        if self.max_per_label is not None and self.max_per_label < 1:
+            raise ValueError(f"max_per_label must be positive (or null for all), got {self.max_per_label}")
+        if self.batch_size < 1 or self.threads < 1:
+            raise ValueError(f"batch_size and threads must be positive, got {self.batch_size}, {self.threads}")
 
 
 def _file_groups(dataset: Any, indices: Sequence[int], scenes_per_group: int) -> list[list[int]]:
@@ -30,6 +53,28 @@ def _file_groups(dataset: Any, indices: Sequence[int], scenes_per_group: int) ->
             groups.append([])
         groups[-1].extend(scenes)
     return [g for g in groups if g]
+
+
+def _embed_scenes(
+    encoder: Any, dataset: Any, indices: list[int], to_model: np.ndarray, batch_size: int, scenes_per_group: int
+) -> tuple[np.ndarray, ...]:
+    """Every segment of the scenes at ``indices``: embeddings (N, D), model class ids, scene ids, recording ids
+    and positions (N,) each; files are decoded a group at a time and only embeddings are kept."""
+    scene_names = np.array([s.scene_id for s in dataset.scenes])
+    recording_names = np.array(dataset.recording_ids)
+    extractor = FeatureExtractor(encoder.meta.feature_config)
+    parts: dict[str, list[np.ndarray]] = {"emb": [], "label": [], "scene": [], "recording": [], "position": []}
+    done = 0
+    for group in _file_groups(dataset, indices, scenes_per_group):
+        segs = extract_segments(dataset, extractor, group)  # features (n, frames, n_features)
+        parts["emb"].append(embed_features(encoder, segs.features, batch_size))  # (n, D)
+        parts["label"].append(to_model[segs.labels])
+        parts["scene"].append(scene_names[segs.scene])
+        parts["recording"].append(recording_names[segs.recording])
+        parts["position"].append(segs.position)
+        done += len(group)
+        log.info("embedded %d of %d scenes (%d segments so far)", done, len(indices), sum(len(p) for p in parts["label"]))
+    return tuple(np.concatenate(parts[k]) for k in ("emb", "label", "scene", "recording", "position"))
 
 
 def build_index_from_dataset(
@@ -67,28 +112,10 @@ def build_index_from_dataset(
     unknown = sorted({dataset.scenes[i].label for i in indices} - set(model_label))
     if unknown:
         raise ValueError(f"dataset {dataset.root} has labels the encoder {meta.path} was not trained on: {', '.join(unknown)}")
-    to_model = np.array([model_label.get(name, -1) for name in dataset.labels], dtype=np.int64)
-    scene_names = np.array([s.scene_id for s in dataset.scenes])
-    recording_names = np.array(dataset.recording_ids)
-
-    extractor = FeatureExtractor(meta.feature_config)
-    parts: dict[str, list[np.ndarray]] = {"emb": [], "label": [], "scene": [], "recording": [], "position": []}
-    groups = _file_groups(dataset, indices, scenes_per_group)
-    done = 0
-    for group in groups:
-        segs = extract_segments(dataset, extractor, group)  # features (n, frames, n_features)
-        parts["emb"].append(embed_features(encoder, segs.features, batch_size))  # (n, D)
-        parts["label"].append(to_model[segs.labels])
-        parts["scene"].append(scene_names[segs.scene])
-        parts["recording"].append(recording_names[segs.recording])
-        parts["position"].append(segs.position)
-        done += len(group)
-        log.info("embedded %d of %d scenes (%d segments so far)", done, len(indices), sum(len(p) for p in parts["label"]))
-    emb = np.concatenate(parts["emb"])
-    labels, scenes, recordings, positions = (np.concatenate(parts[k]) for k in ("label", "scene", "recording", "position"))
+    to_model = np.array([model_label.get(name, -1) for name in dataset.labels], dtype=np.int64)  # dataset -> model class id
+    emb, labels, scenes, recordings, positions = _embed_scenes(encoder, dataset, indices, to_model, batch_size, scenes_per_group)
     if emb.shape[0] == 0:
         raise ValueError(f"dataset {dataset.root}: the selected scenes hold no complete segment")
-    skipped = [str(p) for p, _ in dataset.skipped]  # unreadable when listed or when decoded
     info: dict[str, Any] = {
         "root": str(dataset.root),
         "layout": dataset.layout,
@@ -97,7 +124,7 @@ def build_index_from_dataset(
         "scenes_in_dataset": len(dataset.scenes),
         "recordings": int(np.unique(recordings).shape[0]),
         "segments": int(emb.shape[0]),
-        "skipped_files": skipped,
+        "skipped_files": [str(p) for p, _ in dataset.skipped],  # unreadable when listed or when decoded
     }
     if max_items_per_label is not None:
         _, rec_index = np.unique(recordings, return_inverse=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edge_asc.contract import VARIANTS
 from edge_asc.dsp.features import FeatureConfig
 
-VARIANTS = ("audio", "triplet", "noattn", "softmax")
 LR_SCHEDULES = ("constant", "cosine")
 
 

@@ -1,17 +1,7 @@
-"""Labelled recordings on disk -> scenes -> 300 ms segments, and leak-free train/test splits.
+"""Labelled recordings on disk -> scenes -> 300 ms segments.
 
-Three layouts are read (``layout="auto"`` picks one from the files present):
-
-* ``folder``: one folder per class (``root/<label>/**/<file>``), optionally with ``root/metadata.csv``
-  (comma separated, header ``path,label[,recording_id,...]``, paths relative to root; the layout of
-  ambient13). Without a metadata file, or without its ``recording_id`` column, a file is its own recording.
-* ``dcase2016``: the DCASE 2016/2017 development layout. ``meta.txt`` has tab-separated lines
-  ``audio/a001_10_20.wav<TAB>label[<TAB>identifier...]``; ``evaluation_setup/foldN_train.txt`` and
-  ``foldN_evaluate.txt`` (or ``foldN_test.txt``) give the official folds. The recording id is the
-  identifier column when present, else the location prefix of the file name (``a001_10_20.wav`` -> ``a001``).
-* ``dcase2018``: the DCASE 2018+ (TUT/TAU Urban Acoustic Scenes) development layout. ``meta.csv`` is tab
-  separated with the header ``filename  scene_label  identifier  source_label``; the recording id is
-  ``identifier`` (city-location); ``evaluation_setup/foldN_train.csv`` and ``foldN_evaluate.csv`` give folds.
+The layouts read (``folder``, ``dcase2016``, ``dcase2018``; ``layout="auto"`` picks one from the files present)
+are described in training/layouts.py; the train/test splits are in training/splits.py.
 
 A file is cut into scenes of ``chunk_seconds`` (10 s by default); a last chunk shorter than one segment is
 dropped. Each scene is its own stream (zeros before its first sample), so a scene is featurised exactly as
@@ -23,7 +13,7 @@ Only numpy, the standard library and edge_asc's own numpy modules are imported h
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -32,12 +22,12 @@ import numpy as np
 
 from edge_asc.dsp.audio_io import AudioFileError, audio_info, read_audio
 from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
-from edge_asc.training.layouts import SETUP_DIR, DatasetError, FoldLists, detect_layout, read_layout, recording_from_name, rel_path
+from edge_asc.training.layouts import DatasetError, Entry, FoldLists, detect_layout, read_layout, recording_from_name, rel_path
 
 __all__ = [  # recording_from_name and DatasetError live in layouts.py; they are part of this module's interface
     "CHUNK_SECONDS", "LAYOUTS", "DatasetError", "SceneFile", "Fold", "Dataset", "SegmentSet", "load_dataset", "detect_layout",
     "chunk_bounds", "recording_from_name", "iter_scene_audio", "load_scene_audio", "extract_segments",
-    "recordings_on_both_sides", "split_by_recording", "official_folds", "random_scene_split", "default_folds",
+    "recordings_on_both_sides",
 ]
 
 log = logging.getLogger(__name__)
@@ -167,6 +157,31 @@ def load_dataset(
     skipped: list[tuple[Path, str]] = []
     entries, fold_lists = read_layout(root, layout)
 
+    scenes = _cut_scenes(entries, sample_rate, chunk_seconds, segment_seconds, skipped)
+    if not scenes:
+        raise DatasetError(f"{root}: no usable audio found ({layout} layout, {len(skipped)} files skipped)")
+
+    dataset = Dataset(
+        root=root,
+        layout=layout,
+        labels=tuple(sorted({s.label for s in scenes})),
+        scenes=scenes,
+        sample_rate=sample_rate,
+        chunk_seconds=chunk_seconds,
+        skipped=skipped,
+    )
+    if fold_lists:
+        dataset.folds = _resolve_folds(dataset, fold_lists)
+    log.info("%s", dataset.summary())
+    if skipped:
+        log.warning("%d of %d files skipped (named above)", len(skipped), len(entries))
+    return dataset
+
+
+def _cut_scenes(
+    entries: Sequence[Entry], sample_rate: int, chunk_seconds: float | None, segment_seconds: float, skipped: list[tuple[Path, str]]
+) -> list[SceneFile]:
+    """The scenes of every readable listed file (from its header); an unusable file is added to ``skipped``."""
     segment_samples = int(round(segment_seconds * sample_rate))
     chunk_samples = None if chunk_seconds is None else int(round(chunk_seconds * sample_rate))
     scenes: list[SceneFile] = []
@@ -192,24 +207,7 @@ def load_dataset(
             scenes.append(
                 SceneFile(entry.path, entry.label, scene_id, entry.recording_id, start / sample_rate, (stop - start) / sample_rate)
             )
-    if not scenes:
-        raise DatasetError(f"{root}: no usable audio found ({layout} layout, {len(skipped)} files skipped)")
-
-    dataset = Dataset(
-        root=root,
-        layout=layout,
-        labels=tuple(sorted({s.label for s in scenes})),
-        scenes=scenes,
-        sample_rate=sample_rate,
-        chunk_seconds=chunk_seconds,
-        skipped=skipped,
-    )
-    if fold_lists:
-        dataset.folds = _resolve_folds(dataset, fold_lists)
-    log.info("%s", dataset.summary())
-    if skipped:
-        log.warning("%d of %d files skipped (named above)", len(skipped), len(entries))
-    return dataset
+    return scenes
 
 
 def chunk_bounds(n_samples: int, chunk_samples: int | None, segment_samples: int) -> list[tuple[int, int]]:
@@ -336,7 +334,7 @@ def extract_segments(
     return SegmentSet(features, labels[scene], scene, recordings[scene], position, dataset.labels, dataset.recording_ids)
 
 
-# --- splits ---------------------------------------------------------------------------------------
+# --- leaks ----------------------------------------------------------------------------------------
 
 
 def recordings_on_both_sides(dataset: Dataset, fold: Fold) -> list[str]:
@@ -344,96 +342,3 @@ def recordings_on_both_sides(dataset: Dataset, fold: Fold) -> list[str]:
     train = {dataset.scenes[i].recording_id for i in fold.train}
     test = {dataset.scenes[i].recording_id for i in fold.test}
     return sorted(train & test)
-
-
-def split_by_recording(dataset: Dataset, n_folds: int = 3, seed: int = 0) -> list[Fold]:
-    """K folds grouped by recording and stratified by label as far as the recordings allow.
-
-    Every recording is on the test side of exactly one fold. Within each class the recordings are
-    shuffled (seeded) and dealt to the fold that holds the fewest of that class, ties going to the fold
-    with the least test audio; a class with fewer recordings than folds is absent from some test sides.
-    """
-    recordings = _recordings(dataset)
-    if n_folds < 2:
-        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
-    if n_folds > len(recordings):
-        raise ValueError(f"cannot make {n_folds} folds from {len(recordings)} recordings")
-    rng = np.random.default_rng(seed)
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for rec, (label, _, _) in recordings.items():
-        by_label[label].append(rec)
-    fold_of: dict[str, int] = {}
-    load = np.zeros(n_folds)  # seconds of test audio per fold
-    for label in sorted(by_label):
-        recs = sorted(by_label[label])
-        recs = [recs[i] for i in rng.permutation(len(recs))]
-        count = np.zeros(n_folds)
-        if len(recs) < n_folds:
-            log.warning(
-                "class %s has %d recordings for %d folds: %d folds test none of it%s",
-                label,
-                len(recs),
-                n_folds,
-                n_folds - len(recs),
-                ", and the fold testing its only recording has none of it to train on" if len(recs) == 1 else "",
-            )
-        for rec in recs:
-            # fewest of this class, then least test audio, then a random fold
-            key = np.lexsort((rng.random(n_folds), load, count))
-            k = int(key[0])
-            fold_of[rec] = k
-            count[k] += 1
-            load[k] += recordings[rec][1]
-    scene_fold = np.array([fold_of[s.recording_id] for s in dataset.scenes])
-    folds = []
-    for k in range(n_folds):
-        test = np.flatnonzero(scene_fold == k).astype(np.int64)
-        train = np.flatnonzero(scene_fold != k).astype(np.int64)
-        folds.append(Fold(f"recording-fold{k + 1}of{n_folds}", train, test, leaky=False))
-    return folds
-
-
-def _recordings(dataset: Dataset) -> dict[str, tuple[str, float, int]]:
-    """{recording id: (majority label, seconds, scenes)}."""
-    labels: dict[str, Counter] = defaultdict(Counter)
-    seconds: dict[str, float] = defaultdict(float)
-    for s in dataset.scenes:
-        labels[s.recording_id][s.label] += 1
-        seconds[s.recording_id] += s.duration_s
-    out = {}
-    for rec, counter in labels.items():
-        if len(counter) > 1:
-            log.warning("recording %s carries several labels (%s); it is stratified as %s", rec, dict(counter), counter.most_common(1)[0][0])
-        out[rec] = (counter.most_common(1)[0][0], seconds[rec], sum(counter.values()))
-    return out
-
-
-def official_folds(dataset: Dataset) -> list[Fold]:
-    """The folds shipped with a DCASE dataset (evaluation_setup/); an error if it has none."""
-    if not dataset.folds:
-        raise DatasetError(f"{dataset.root}: no official folds ({dataset.layout} layout without {SETUP_DIR}/fold*_train)")
-    return dataset.folds
-
-
-def random_scene_split(dataset: Dataset, test_fraction: float = 0.2, seed: int = 0) -> Fold:
-    """The paper's protocol: a random split of scenes, ignoring recordings. LEAKY: recordings sit on both sides."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    n = len(dataset.scenes)
-    n_test = int(round(test_fraction * n))
-    if n_test < 1 or n_test >= n:
-        raise ValueError(f"a test fraction of {test_fraction} of {n} scenes leaves an empty side")
-    order = np.random.default_rng(seed).permutation(n)
-    fold = Fold(
-        f"random-scenes-{round(100 * (1 - test_fraction))}/{round(100 * test_fraction)} (leaky)",
-        np.sort(order[n_test:]).astype(np.int64),
-        np.sort(order[:n_test]).astype(np.int64),
-        leaky=True,
-    )
-    log.warning("%s: recordings may sit on both sides; accuracies on it are inflated", fold.name)
-    return fold
-
-
-def default_folds(dataset: Dataset, n_folds: int = 3, seed: int = 0) -> list[Fold]:
-    """The official folds when the dataset has them, else folds grouped by recording."""
-    return official_folds(dataset) if dataset.folds else split_by_recording(dataset, n_folds, seed)

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from edge_asc import __version__
-from edge_asc.config import to_dict
-from edge_asc.contract import INPUT_NAME, METADATA_KEY, OPSET, OUTPUT_NAME, ModelMeta
+from edge_asc.contract import INPUT_NAME, METADATA_KEY, MIN_OPSET, OPSET, OUTPUT_NAME, ModelMeta
 from edge_asc.fsutil import atomic_write_file
 from edge_asc.training.checkpoint import TrainedModel, load_checkpoint
 
@@ -44,7 +43,7 @@ def metadata(trained: TrainedModel) -> dict[str, Any]:
         embedding_size=mc.embedding_size,
         variant=mc.variant,
         version=__version__,
-        model=to_dict(mc),
+        model=trained.model_settings,
         train=trained.summary(),
     )
     return meta.to_dict()
@@ -84,8 +83,8 @@ def export_onnx(source: TrainedModel | str | Path, out_path: str | Path, opset: 
     """Write the encoder of ``source`` (a TrainedModel, a run folder or a checkpoint file) to ``out_path``."""
     import onnx
 
-    if opset < 17:
-        raise ValueError(f"opset must be >= 17, got {opset}")
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset must be >= {MIN_OPSET}, got {opset}")
     trained = source if isinstance(source, TrainedModel) else load_checkpoint(source)
     diffs: list[float] = []
 

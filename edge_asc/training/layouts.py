@@ -1,8 +1,20 @@
 """The dataset layouts on disk: which files a dataset lists, with their labels, recordings and official folds.
 
-``folder`` (class folders, optionally ``metadata.csv``), ``dcase2016`` (``meta.txt``) and ``dcase2018``
-(``meta.csv``); ``datasets.load_dataset`` documents them and turns the listed files into scenes. A file
-that cannot be read or lacks a column is a ``DatasetError`` naming it.
+Three layouts are read (``layout="auto"`` picks one from the files present):
+
+* ``folder``: one folder per class (``root/<label>/**/<file>``), optionally with ``root/metadata.csv``
+  (comma separated, header ``path,label[,recording_id,...]``, paths relative to root; the layout of
+  ambient13). Without a metadata file, or without its ``recording_id`` column, a file is its own recording.
+* ``dcase2016``: the DCASE 2016/2017 development layout. ``meta.txt`` has tab-separated lines
+  ``audio/a001_10_20.wav<TAB>label[<TAB>identifier...]``; ``evaluation_setup/foldN_train.txt`` and
+  ``foldN_evaluate.txt`` (or ``foldN_test.txt``) give the official folds. The recording id is the
+  identifier column when present, else the location prefix of the file name (``a001_10_20.wav`` -> ``a001``).
+* ``dcase2018``: the DCASE 2018+ (TUT/TAU Urban Acoustic Scenes) development layout. ``meta.csv`` is tab
+  separated with the header ``filename  scene_label  identifier  source_label``; the recording id is
+  ``identifier`` (city-location); ``evaluation_setup/foldN_train.csv`` and ``foldN_evaluate.csv`` give folds.
+
+``datasets.load_dataset`` turns the listed files into scenes. A file that cannot be read or lacks a column
+is a ``DatasetError`` naming it.
 """
 
 from __future__ import annotations

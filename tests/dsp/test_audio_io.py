@@ -20,7 +20,7 @@ needs_fixture = pytest.mark.skipif(not FIXTURE.is_file(), reason=f"DCASE fixture
 
 
 @needs_fixture
-def test_read_stereo_44k_fixture():
+def test_a_44k_stereo_file_reads_as_16k_mono():
     info = audio_info(FIXTURE)
     assert (info.sample_rate, info.channels) == (44100, 2)
     assert info.duration == pytest.approx(10.0, abs=0.01)
@@ -34,7 +34,7 @@ def test_read_stereo_44k_fixture():
     np.testing.assert_array_equal(np.concatenate(list(iter_audio(FIXTURE, 16000, block_frames=10007))), y)
 
 
-def test_formats_and_channel_mean(tmp_path: Path):
+def test_wav_flac_and_ogg_read_alike_as_the_mean_of_the_channels(tmp_path: Path):
     rng = np.random.default_rng(1)
     stereo = (0.2 * rng.standard_normal((8000, 2))).astype(np.float32)
     for name, kw in (("a.wav", {"subtype": "FLOAT"}), ("a.flac", {}), ("a.ogg", {})):
@@ -56,7 +56,7 @@ def test_corrupt_file_names_the_file(tmp_path: Path):
             fn(bad)
 
 
-def test_empty_and_missing_files(tmp_path: Path):
+def test_empty_frameless_and_missing_files_are_errors_naming_the_file(tmp_path: Path):
     empty = tmp_path / "empty.flac"
     empty.write_bytes(b"")
     with pytest.raises(AudioFileError, match="empty.flac"):

@@ -50,14 +50,14 @@ def noise(seconds: float, seed: int = 0, scale: float = 0.1) -> np.ndarray:
 # --- shapes and framing ------------------------------------------------------------------------------
 
 
-def test_derived_sizes():
+def test_frame_segment_and_context_sizes_follow_from_the_settings():
     assert (CFG.win_length, CFG.hop_length, CFG.segment_samples) == (400, 240, 4800)
     assert CFG.segment_seconds == pytest.approx(0.3)
     assert (CFG.context_frames, CFG.context_samples, CFG.input_samples) == (8, 2080, 6880)
     assert CFG.n_features == 52 and len(HPSS_NAMES) == 12
 
 
-def test_shapes():
+def test_features_have_20_frames_of_52_values_per_segment():
     f = FX.segment_features(noise(1.0)[: CFG.input_samples])
     assert f.shape == (20, 52) and f.dtype == np.float32
     assert FX.signal_features(noise(1.0)).shape == (3, 20, 52)  # 16000 // 4800 = 3; the tail is dropped
@@ -107,7 +107,7 @@ def test_first_segment_sees_zeros_before_the_stream():
 
 
 @pytest.mark.parametrize("blocks", ["random", "one-sample", "segment", "huge"])
-def test_segmenter_block_size_invariance(blocks):
+def test_the_segmenter_gives_the_same_segments_for_any_block_size(blocks):
     x = noise(2.0, seed=3)
     offline = FX.signal_features(x)
     rng = np.random.default_rng(11)

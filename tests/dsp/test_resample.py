@@ -46,7 +46,7 @@ def test_tones_above_the_new_nyquist_are_removed():
 
 
 @pytest.mark.parametrize("rates", [(44100, 16000), (16000, 44100), (48000, 16000), (16000, 16000)])
-def test_block_size_invariance(rates):
+def test_the_resampler_gives_the_same_output_for_any_block_size(rates):
     fin, fout = rates
     rng = np.random.default_rng(7)
     x = rng.standard_normal(fin // 2).astype(np.float32)

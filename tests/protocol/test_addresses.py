@@ -15,7 +15,7 @@ from .support import make_hello
 # --- addresses -------------------------------------------------------------------------------------
 
 
-def test_parse_uri():
+def test_socket_uris_are_parsed_and_bad_ones_are_named_errors():
     assert parse_uri("unix:///run/edge-asc/edge-asc.sock").path == Path("/run/edge-asc/edge-asc.sock")
     assert parse_uri("/tmp/x.sock").scheme == "unix"
     tcp = parse_uri("tcp://127.0.0.1:7373")
@@ -39,7 +39,7 @@ def test_non_loopback_tcp_is_refused_unless_allowed():
         EventServer(["tcp://127.0.0.1:0"], make_hello, lambda r: None, slow_policy="block")
 
 
-def test_default_socket_path(monkeypatch, tmp_path):
+def test_the_default_socket_is_in_the_runtime_directory_else_run_else_tmp(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     assert default_socket_path() == tmp_path / "edge-asc" / "edge-asc.sock"
     monkeypatch.delenv("XDG_RUNTIME_DIR")

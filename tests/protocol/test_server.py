@@ -265,7 +265,7 @@ def test_a_client_that_stops_sending_keeps_receiving(sock_dir):
         sock.close()
 
 
-def test_stats_and_publish_checks(sock_dir):
+def test_stats_count_subscribers_and_publish_refuses_a_request(sock_dir):
     with Server([f"unix://{sock_dir}/s.sock"]) as server:
         a, b = connected(server.uris[0]), connected(server.uris[0], ["segment", "status"])
         server.publish(make_scene())

@@ -16,24 +16,21 @@ from edge_asc.dsp.audio_io import read_audio
 from edge_asc.training.datasets import (
     Dataset,
     DatasetError,
-    Scene,
+    SceneFile,
     chunk_bounds,
-    default_folds,
     detect_layout,
     extract_segments,
     load_dataset,
     load_scene_audio,
-    official_folds,
-    random_scene_split,
     recording_from_name,
     recordings_on_both_sides,
-    split_by_recording,
 )
+from edge_asc.training.splits import default_folds, official_folds, random_scene_split, split_by_recording
 from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
 
 SR = 16000
 SEG = FeatureConfig().segment_samples  # 4800
-SHARED = next((p for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")) if p.is_dir()), Path("shared"))
+SHARED = next((p for p in (Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")) if p.is_dir()), Path("shared"))
 AMBIENT13 = Path(os.environ.get("EDGE_ASC_AMBIENT13", SHARED / "data" / "ambient13"))
 AMBIENT13_RECORDINGS = {
     "airplane_cabin": 2, "boat": 3, "cafe_restaurant": 6, "campfire": 3, "forest_birds": 5, "night_crickets": 4,
@@ -333,7 +330,7 @@ def synthetic_dataset(recordings_per_class: dict[str, int], scenes_per_recording
         for r in range(n_rec):
             for k in range(scenes_per_recording):
                 path = Path(f"/nowhere/{label}/{r}.wav")
-                scenes.append(Scene(path, label, f"{label}/{r}.wav#{k}", f"{label}-{r}", 10.0 * k, 10.0))
+                scenes.append(SceneFile(path, label, f"{label}/{r}.wav#{k}", f"{label}-{r}", 10.0 * k, 10.0))
     return Dataset(Path("/nowhere"), "folder", tuple(sorted(recordings_per_class)), scenes)
 
 

@@ -1,0 +1,52 @@
+"""The waveform augmentations (training/augment.py): level, colour, grid, mixing, seeding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_asc.training.augment import Augmenter, mix_at_snr, random_eq, random_gain, random_shift
+from edge_asc.training.config import AugmentConfig
+
+
+def test_augmentations_change_level_colour_and_grid_reproducibly():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(16000).astype(np.float32)
+    cfg = AugmentConfig(gain_db=6.0)
+    g = random_gain(x, np.random.default_rng(1), 6.0)
+    ratio_db = 20 * np.log10(np.std(g) / np.std(x))
+    assert -6.0 <= ratio_db <= 6.0 and abs(ratio_db) > 1e-3
+    eq = random_eq(x, np.random.default_rng(2), cfg, 16000)
+    assert eq.shape == x.shape and eq.dtype == np.float32 and not np.allclose(eq, x)
+    flat = random_eq(x, np.random.default_rng(2), AugmentConfig(eq_tilt_db=0.0, eq_band_db=0.0), 16000)
+    np.testing.assert_allclose(flat, x, atol=1e-5)  # a flat curve is the identity
+    s = random_shift(x, np.random.default_rng(3), 4800)
+    assert 16000 - 4800 < s.shape[0] <= 16000 and np.array_equal(s, x[16000 - s.shape[0] :])
+
+
+def test_mixing_hits_the_requested_snr():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(8000).astype(np.float32)
+    other = 3.0 * rng.standard_normal(3000).astype(np.float32)  # shorter: looped
+    y = mix_at_snr(x, other, np.random.default_rng(1), (10.0, 10.0))
+    noise = y - x
+    snr = 10 * np.log10(np.mean(x * x) / np.mean(noise * noise))
+    assert y.shape == x.shape and snr == pytest.approx(10.0, abs=0.01)
+
+
+def test_augmenter_mixes_other_recordings_of_the_same_class_and_is_seeded():
+    aug = Augmenter(AugmentConfig(mix_prob=1.0), 16000, 4800)
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    recordings = np.array([0, 0, 1, 2, 2, 3])
+    partner = aug.partners(labels, recordings, np.random.default_rng(0))
+    assert partner[0] == 2 and partner[1] == 2 and partner[2] in (0, 1)  # another recording when there is one
+    assert partner[3] == 4 and partner[4] == 3  # else another scene of the class
+    assert partner[5] == -1  # nothing to mix with
+    audio = [np.random.default_rng(i).standard_normal(9600).astype(np.float32) for i in range(6)]
+    a = aug.epoch(audio, labels, recordings, np.random.default_rng(7))
+    b = aug.epoch(audio, labels, recordings, np.random.default_rng(7))
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not all(np.array_equal(u, v[: u.shape[0]]) for u, v in zip(a, audio))
+    assert aug.epoch(audio, labels, recordings, np.random.default_rng(7)) is not audio
+    off = Augmenter(AugmentConfig.off(), 16000, 4800).epoch(audio, labels, recordings, np.random.default_rng(0))
+    assert all(u is v for u, v in zip(off, audio))
