@@ -10,7 +10,7 @@ a whole 10 s scene at once (offline batch), amortised per segment. The reference
 
 The reference (``reference_features``) is librosa's melspectrogram/MFCC, a causal least-squares slope as
 the delta (scipy lfilter), scipy median filters for the harmonic/percussive split, librosa's softmask and
-librosa's spectral centroid, bandwidth, flatness and rolloff on the mel-band axis. tests/test_features.py
+librosa's spectral centroid, bandwidth, flatness and rolloff on the mel-band axis. tests/dsp/test_features.py
 imports it to check all 52 features against ours on real audio.
 """
 

@@ -64,7 +64,7 @@ CLIP=$REPO/edge_asc/data/demo/rain.flac
 if [[ -f $MODEL_SRC && -f $INDEX_SRC/manifest.json ]]; then
     echo "artifacts: the shipped model and index of the clone"
 else
-    echo "artifacts: models/ and index/ are not in the clone yet; training the tiny real pair of tests/conftest.py"
+    echo "artifacts: models/ and index/ are not in the clone yet; the tiny committed pair of tests/fixtures/tiny"
     python3 - "$WORK/artifacts" >"$LOG/artifacts.txt" 2>&1 <<'EOF'
 import sys
 from pathlib import Path
@@ -74,8 +74,8 @@ out = Path(sys.argv[1]); out.mkdir()
 a = build_tiny_artifacts(out)
 print(a.model, a.index)
 EOF
-    MODEL_SRC=$WORK/artifacts/tiny-0.onnx
-    INDEX_SRC=$WORK/artifacts/tiny-index
+    MODEL_SRC=$WORK/artifacts/encoder.onnx
+    INDEX_SRC=$WORK/artifacts/index
     CLIP=$WORK/artifacts/rain.flac
 fi
 printf 'model %s (%s bytes), index %s (%s)\n' "$MODEL_SRC" "$(stat -c %s "$MODEL_SRC")" "$INDEX_SRC" "$(du -sh "$INDEX_SRC" | cut -f1)"

@@ -4,16 +4,9 @@ Each maps to its neutral value: the value that trains exactly as today's trainer
 recorded before the removal hold these keys; at their neutral value they describe today's training.
 """
 
+from edge_asc.training.config import REMOVED_OPTIONS
+
+# the same options as paths in to_dict(TrainConfig): train.augment.speed -> ("augment", "speed"), model.x -> ("model", "x")
 REMOVED_NEUTRAL: dict[tuple[str, ...], object] = {
-    ("balance_recordings",): False,
-    ("cross_recording_positives",): False,
-    ("ema_decay",): 0.0,
-    ("aux_softmax",): 0.0,
-    ("robust_normalization",): False,
-    ("model", "input_clip"): 0.0,
-    ("model", "input_features"): "all",
-    ("augment", "pieces"): 1,
-    ("augment", "speed"): 0.0,
-    ("augment", "feature_noise"): 0.0,
-    ("augment", "feature_mask"): 0,
+    tuple(key.split(".")[1:] if key.startswith("train.") else key.split(".")): value for key, value in REMOVED_OPTIONS.items()
 }

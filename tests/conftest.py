@@ -24,10 +24,9 @@ import audio_gen
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FIXTURE = REPO / "tests" / "fixtures" / "tiny"  # made by scripts/make-test-fixture.py
-# the names bench/bench_install.sh expects from build_tiny_artifacts
-MODEL_FILE = "tiny-0.onnx"  # indexed by INDEX_DIR
-OTHER_MODEL_FILE = "tiny-1.onnx"  # another seed: INDEX_DIR does not fit it
-INDEX_DIR = "tiny-index"
+MODEL_FILE = "encoder.onnx"  # indexed by INDEX_DIR
+OTHER_MODEL_FILE = "encoder-other.onnx"  # another seed: INDEX_DIR does not fit it
+INDEX_DIR = "index"
 # real recordings, for the few tests that need them (they skip when ../shared is absent)
 SHARED = next((p for p in (REPO.parent / "shared", Path("/work/shared")) if p.is_dir()), REPO.parent / "shared")
 AMBIENT13 = Path(os.environ.get("EDGE_ASC_AMBIENT13", SHARED / "data" / "ambient13"))

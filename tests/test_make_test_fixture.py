@@ -76,7 +76,7 @@ def test_the_two_committed_encoders_differ_and_the_index_fits_only_the_first():
 
     first, other = Encoder(TINY_FIXTURE / MODEL_FILE), Encoder(TINY_FIXTURE / OTHER_MODEL_FILE)
     SegmentIndex.load(TINY_FIXTURE / INDEX_DIR, first.meta)
-    with pytest.raises(ArtifactError, match="does not fit encoder .*tiny-1.onnx: it was built for encoder sha256"):
+    with pytest.raises(ArtifactError, match="does not fit encoder .*encoder-other.onnx: it was built for encoder sha256"):
         SegmentIndex.load(TINY_FIXTURE / INDEX_DIR, other.meta)
     x = clip_features(first.meta)
     assert np.abs(first.embed(x) - other.embed(x)).max() > 0.1

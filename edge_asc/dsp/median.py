@@ -21,7 +21,7 @@ def window_view(a: np.ndarray, width: int, axis: int) -> np.ndarray:
 
 
 # Median selection networks: compare-exchange pairs (i, j) after which p[i] <= p[j]; afterwards p[k // 2]
-# is the median of the k inputs (checked for every 0/1 input in tests/test_features.py). Elementwise
+# is the median of the k inputs (checked for every 0/1 input in tests/dsp/test_median.py). Elementwise
 # np.minimum/np.maximum over whole planes beat a per-row sort; other kernel sizes fall back to a sort.
 MEDIAN_NETWORKS = {
     3: ((0, 1), (1, 2), (0, 1)),

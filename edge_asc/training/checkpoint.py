@@ -25,7 +25,7 @@ from edge_asc import __version__
 from edge_asc.config import ConfigError, from_dict, to_dict
 from edge_asc.dsp.features import FeatureConfig
 from edge_asc.fsutil import atomic_open
-from edge_asc.training.config import ModelConfig, TrainConfig
+from edge_asc.training.config import REMOVED_OPTIONS, ModelConfig, TrainConfig
 from edge_asc.training.model import EncoderNet
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -33,23 +33,6 @@ CHECKPOINT_FORMAT = 1
 EMBED_BATCH = 4096  # segments per forward pass when embedding
 RESUMABLE_CHANGES = ("epochs", "threads")  # train settings that may differ on --resume
 NET_SIZES = ("n_features", "n_frames", "n_classes")  # EncoderNet's sizes, recorded in model_config
-
-# Trainer options of earlier versions (measured no better than the default, then removed; see
-# reports/amb13/notes.md), with the value at which training was what it is now. Keys as in a config file.
-REMOVED_OPTIONS: dict[str, Any] = {
-    "train.balance_recordings": False,
-    "train.cross_recording_positives": False,
-    "train.ema_decay": 0.0,
-    "train.aux_softmax": 0.0,
-    "train.robust_normalization": False,
-    "train.augment.pieces": 1,
-    "train.augment.speed": 0.0,
-    "train.augment.feature_noise": 0.0,
-    "train.augment.feature_mask": 0,
-    "model.input_clip": 0.0,
-    "model.input_features": "all",
-}
-
 
 @dataclass(eq=False)
 class TrainedModel:

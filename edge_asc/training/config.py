@@ -10,11 +10,29 @@ Only what a user chooses is here: the network's sizes follow from the feature se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from edge_asc.contract import VARIANTS
 from edge_asc.dsp.features import FeatureConfig
 
 LR_SCHEDULES = ("constant", "cosine")
+
+
+# Trainer options of earlier versions (measured no better than the default, then removed; see
+# reports/amb13/notes.md), with the value at which training was what it is now. Keys as in a config file.
+REMOVED_OPTIONS: dict[str, Any] = {
+    "train.balance_recordings": False,
+    "train.cross_recording_positives": False,
+    "train.ema_decay": 0.0,
+    "train.aux_softmax": 0.0,
+    "train.robust_normalization": False,
+    "train.augment.pieces": 1,
+    "train.augment.speed": 0.0,
+    "train.augment.feature_noise": 0.0,
+    "train.augment.feature_mask": 0,
+    "model.input_clip": 0.0,
+    "model.input_features": "all",
+}
 
 
 @dataclass(frozen=True)
