@@ -20,11 +20,13 @@ old() { (cd "$OLD" && "$PY" -m edge_asc "$@"); }  # python -m puts the current d
 new() { (cd "$NEW" && "$PY" -m edge_asc "$@"); }
 report() { if [ "$2" = 0 ]; then echo "SAME       $1"; else echo "DIFFERENT  $1"; status=1; fi; }
 
-same_events() {  # JSON lines equal but for wall_time and latency_ms
+same_events() {  # JSON lines equal but for wall_time and latency_ms (the demo nests its events; "#" lines are comments)
     "$PY" - "$1" "$2" <<'EOF'
 import json, sys
+def plain(e):
+    return {k: plain(v) if isinstance(v, dict) else v for k, v in e.items() if k not in ("wall_time", "latency_ms")}
 def load(path):
-    return [{k: v for k, v in json.loads(line).items() if k not in ("wall_time", "latency_ms")} for line in open(path)]
+    return [plain(json.loads(line)) for line in open(path) if not line.startswith("#")]
 a, b = load(sys.argv[1]), load(sys.argv[2])
 sys.exit(0 if a == b and a else 1)
 EOF

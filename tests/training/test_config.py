@@ -8,8 +8,7 @@ import pytest
 import yaml
 
 from edge_asc.config import ConfigError, from_dict
-from edge_asc.training.config import REMOVED_OPTIONS
-from edge_asc.training.config import TrainConfig
+from edge_asc.training.config import REMOVED_OPTIONS, TrainConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default-amb13.yaml"
 
