@@ -15,6 +15,7 @@ import sys
 
 from edge_asc import __version__
 from edge_asc.config import ConfigError
+from edge_asc.daemon.config import LOG_LEVELS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-asc", description="Acoustic scene classification after 300 ms of audio.")
     parser.add_argument("--version", action="version", version=f"edge-asc {__version__}")
     parser.add_argument(
-        "--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        "--log-level", default=None, choices=LOG_LEVELS,
         help="logging level (default: INFO; for run, the config file's log_level); overrides the config file",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -90,6 +90,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:
     """Build the frozen dataclass ``cls`` from a mapping, refusing unknown keys and bad values."""
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: expected a mapping of settings, got {data!r}")
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
@@ -151,13 +153,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def apply_overrides(cfg: T, overrides: Mapping[str, Any]) -> T:
     """Set dotted keys (``decision.k``, ``model.variant``) through the same validation as the file.
 
-    A value of None means "not given" and leaves the key as it is; an unknown key is an error naming it.
+    Every key given is set (None sets a key to null); an unknown key is an error naming it. Flags that
+    were not given are not in ``overrides`` at all (``flag_overrides``).
     """
-    given = {key: value for key, value in overrides.items() if value is not None}
-    if not given:
+    if not overrides:
         return cfg
     tree = to_dict(cfg)
-    for key, value in given.items():
+    for key, value in overrides.items():
         node = tree
         *parents, leaf = key.split(".")
         for i, part in enumerate(parents):

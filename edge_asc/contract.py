@@ -12,7 +12,8 @@ Each constant of these formats is defined here once; training/export.py writes t
 runtime/encoder.py and runtime/index.py read through the readers. A reader refuses a file it cannot use
 with an ``ArtifactError`` whose one-line message names the file and the field; an index used with an
 encoder it was not built for is refused with an ``ArtifactMismatch`` naming every field that differs.
-No numpy, no torch: the feature settings are ``edge_asc.dsp.features.FeatureConfig``.
+No torch and no onnx (the device install has neither): the feature settings are
+``edge_asc.dsp.features.FeatureConfig``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import BinaryIO, Callable, Iterator
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
-TMP_MARK = ".tmp-"  # hidden temporary siblings are named .<name>.tmp-<pid>-<random>
+TMP_KIND = "tmp"  # hidden temporary siblings are named .<name>.tmp-<pid>-<random>
 
 
 def fsync_path(path: str | Path) -> None:
@@ -40,7 +40,7 @@ def fsync_path(path: str | Path) -> None:
         os.close(fd)
 
 
-def sibling(target: str | Path, kind: str = "tmp") -> Path:
+def sibling(target: str | Path, kind: str = TMP_KIND) -> Path:
     """An unused hidden name beside ``target``: ``.<name>.<kind>-<pid>-<random>``."""
     target = Path(target)
     return target.parent / f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -83,6 +83,8 @@ def atomic_write_file(path: str | Path, write: Callable[[Path], None]) -> None:
     tmp = sibling(path)
     try:
         write(tmp)
+        if not tmp.is_file():  # a writer that appends its own suffix (np.savez) wrote elsewhere
+            raise FileNotFoundError(f"the writer did not create {tmp}; give it a file object or a name it keeps")
         fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -133,14 +135,17 @@ def atomic_write_dir(target: str | Path, fill: Callable[[Path], None], check: Ca
     target = Path(target)
     if target.is_symlink():
         target = target.resolve()
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target}: exists and is not a directory; not replacing it with one")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = sibling(target)
     os.mkdir(tmp)  # mode 0o777 less the umask, as the directory it will become
     try:
         fill(tmp)
-        for entry in tmp.iterdir():
-            fsync_path(entry)
-        fsync_path(tmp)
+        for root, dirs, files in os.walk(tmp, topdown=False):  # every file, then every directory, bottom up
+            for name in files:
+                fsync_path(Path(root) / name)
+            fsync_path(root)
         if check is not None:
             check(tmp)
         _replace_dir(tmp, target)

@@ -35,7 +35,7 @@ def test_a_value_outside_its_choices_names_the_accepted_values():
 
 
 def test_dotted_overrides_go_through_the_same_validation_as_the_file():
-    cfg = apply_overrides(Outer(), {"inner.size": 5, "rate": None})
+    cfg = apply_overrides(Outer(), {"inner.size": 5})
     assert cfg == Outer(inner=Inner(size=5))
     with pytest.raises(ConfigError, match="inner.size: expected an integer"):
         apply_overrides(Outer(), {"inner.size": "five"})
@@ -86,3 +86,25 @@ def test_every_flag_table_names_a_real_config_key(command):
         value = config
         for part in key.split("."):
             value = getattr(value, part)  # AttributeError: the table names a key that does not exist
+
+
+def test_every_flag_that_may_override_a_setting_is_in_its_commands_table():
+    """A flag declared with SUPPRESS but missing from FLAGS would be silently ignored."""
+    for command in (run, train, build_index, evaluate):
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser)
+        suppressed = {a.dest for a in parser._actions if a.default is argparse.SUPPRESS and a.dest != "help"}
+        assert suppressed == set(command.FLAGS), command.__name__
+
+
+def test_a_flag_beats_the_file_and_the_file_beats_the_default(tmp_path: Path):
+    from edge_asc.cli import build_parser
+    from edge_asc.commands.common import train_config_from_file
+    from edge_asc.config import apply_overrides, flag_overrides
+
+    path = tmp_path / "t.yaml"
+    path.write_text("train:\n  epochs: 5\n  lr: 0.01\nmodel:\n  hidden_size: 32\n")
+    args = build_parser().parse_args(["train", "--data", "d", "--out", "o", "--config", str(path), "--epochs", "3", "--no-augment"])
+    config = apply_overrides(train_config_from_file(args.config), flag_overrides(args, train.FLAGS))
+    assert (config.epochs, config.lr, config.model.hidden_size, config.augment.enabled) == (3, 0.01, 32, False)
+    assert config.batch_size == 64  # the default: neither the file nor a flag set it

@@ -71,7 +71,8 @@ def test_the_script_reproduces_the_committed_index(regenerated):
 
 
 def test_the_two_committed_encoders_differ_and_the_index_fits_only_the_first():
-    from edge_asc.runtime.encoder import ArtifactError, Encoder
+    from edge_asc.contract import ArtifactError
+    from edge_asc.runtime.encoder import Encoder
     from edge_asc.runtime.index import SegmentIndex
 
     first, other = Encoder(TINY_FIXTURE / MODEL_FILE), Encoder(TINY_FIXTURE / OTHER_MODEL_FILE)

@@ -50,7 +50,8 @@ def config_from_args(args: argparse.Namespace) -> IndexConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_asc.training.datasets import DatasetError, load_dataset
+    from edge_asc.training.datasets import load_dataset
+    from edge_asc.training.layouts import DatasetError
     from edge_asc.contract import ArtifactError
     from edge_asc.runtime.encoder import Encoder
     from edge_asc.training.build_index import build_index_from_dataset

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Iterable
 
 from edge_asc.config import ConfigError, flag_overrides, load_yaml, read_sections
-from edge_asc.daemon.config import DaemonConfig, load_config
+from edge_asc.daemon.config import DaemonConfig, DecisionConfig, load_config
 from edge_asc.dsp.features import FeatureConfig
 from edge_asc.runtime.decision import MODES
 from edge_asc.training.config import ModelConfig, TrainConfig
-from edge_asc.training.datasets import LAYOUTS
+from edge_asc.training.datasets import CHUNK_SECONDS, LAYOUTS
 
 SUPPRESS = argparse.SUPPRESS  # an override flag that was not given leaves no attribute
 TRAIN_SECTIONS = {"train": TrainConfig, "model": ModelConfig, "features": FeatureConfig}
@@ -27,7 +27,7 @@ DATA_HELP = "dataset folder (class folders + metadata.csv, DCASE 2016/2017 or 20
 def add_layout_arguments(parser: argparse.ArgumentParser) -> None:
     """--layout and --chunk-seconds: how a dataset folder is read (beside --data)."""
     parser.add_argument("--layout", choices=LAYOUTS, default="auto", help="dataset layout")
-    parser.add_argument("--chunk-seconds", type=float, default=10.0, help="long files are cut into scenes of this length")
+    parser.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS, help="long files are cut into scenes of this length")
 
 
 def train_config_from_file(path: Path | None, ignore: Iterable[str] = ()) -> TrainConfig:
@@ -52,13 +52,14 @@ ARTIFACT_FLAGS = {"model": "model", "index": "index", "k": "decision.k", "mode":
 
 def add_artifact_arguments(parser: argparse.ArgumentParser) -> None:
     """--config, --k, --mode, --model, --index: the daemon config file and the flags over it."""
-    parser.add_argument("--config", type=Path, metavar="YAML", default=SUPPRESS, help="config file (edge-asc run --dump-config writes one)")
-    parser.add_argument("--k", type=int, metavar="N", default=SUPPRESS, help="segments per decision (config decision.k, default 3)")
-    parser.add_argument("--mode", choices=MODES, default=SUPPRESS, help="a decision every k segments, or every segment over the last k (config decision.mode, default window)")
+    d = DecisionConfig()
+    parser.add_argument("--config", type=Path, metavar="YAML", default=None, help="daemon config file: its model, index, decision and inference settings (edge-asc run --dump-config writes one)")
+    parser.add_argument("--k", type=int, metavar="N", default=SUPPRESS, help=f"segments per decision (config decision.k, default {d.k})")
+    parser.add_argument("--mode", choices=MODES, default=SUPPRESS, help=f"a decision every k segments, or every segment over the last k (config decision.mode, default {d.mode})")
     parser.add_argument("--model", type=Path, metavar="ONNX", default=SUPPRESS, help="encoder file (config model; default: the installed default model)")
     parser.add_argument("--index", type=Path, metavar="DIR", default=SUPPRESS, help="index directory (config index; default: the installed default index)")
 
 
 def daemon_config(args: argparse.Namespace, flags: dict[str, str]) -> DaemonConfig:
     """The daemon config file named by --config (or the defaults), then the given flags in ``flags``."""
-    return load_config(getattr(args, "config", None), flag_overrides(args, flags))
+    return load_config(args.config, flag_overrides(args, flags))

@@ -22,6 +22,7 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
+from edge_asc.daemon.config import DecisionConfig
 from edge_asc.dsp.audio_io import read_audio
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def _print_event(event, truth: str, out: TextIO, as_json: bool) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true", help="feed the audio as fast as possible instead of in real time")
-    parser.add_argument("--k", type=int, default=3, metavar="N", help="segments per decision (300 ms each)")
+    parser.add_argument("--k", type=int, default=DecisionConfig().k, metavar="N", help="segments per decision (300 ms each)")
     parser.add_argument("--model", type=Path, metavar="ONNX", help="encoder file (default: the shipped model)")
     parser.add_argument("--index", type=Path, metavar="DIR", help="index directory (default: the shipped index)")
     parser.add_argument("--json", action="store_true", help="print each event as a JSON line with its true scene")

@@ -83,7 +83,7 @@ def load_configs(path: Path | None, args: argparse.Namespace) -> tuple[EvalConfi
 
 def run(args: argparse.Namespace) -> int:
     from edge_asc.evaluation.evaluate import run_evaluation
-    from edge_asc.training.datasets import DatasetError
+    from edge_asc.training.layouts import DatasetError
 
     config, train_config = load_configs(args.config, args)
     command = shlex.join(["edge-asc", *sys.argv[1:]])

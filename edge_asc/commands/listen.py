@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge_asc.protocol.client import Client, DaemonNotRunning
-    from edge_asc.protocol.messages import ProtocolError
+    from edge_asc.protocol.records import ProtocolError
 
     uri = f"tcp://{args.tcp}" if args.tcp else args.socket
     client = Client(uri, timeout=args.timeout)

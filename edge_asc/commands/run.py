@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     if args.check_config:
-        where = getattr(args, "config", None) or "the defaults"
+        where = args.config or "the defaults"
         print(
             f"config OK ({where}): model {cfg.model_path()} ({len(encoder.meta.labels)} labels), "
             f"index {cfg.index_path()} ({len(index)} items), source {source.description}, "

@@ -24,7 +24,8 @@ import yaml
 from edge_asc.commands.common import DATA_HELP, SUPPRESS, add_layout_arguments, train_config_from_file
 from edge_asc.config import apply_overrides, flag_overrides, to_dict
 from edge_asc.fsutil import atomic_write_text
-from edge_asc.training.config import VARIANTS, ModelConfig, TrainConfig
+from edge_asc.contract import VARIANTS
+from edge_asc.training.config import ModelConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,10 @@ def write_config(path: Path, config: TrainConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_asc.training.datasets import DatasetError, load_dataset
-    from edge_asc.training.train import CHECKPOINT_NAME, load_checkpoint, train
+    from edge_asc.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from edge_asc.training.datasets import load_dataset
+    from edge_asc.training.layouts import DatasetError
+    from edge_asc.training.train import train
 
     if args.resume:
         ckpt = args.out / CHECKPOINT_NAME

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import yaml
 
 from edge_asc.config import ConfigError, apply_overrides, from_dict, load_yaml
-from edge_asc.protocol.server import QUEUE_SIZE, SLOW_POLICIES
+from edge_asc.protocol.connection import QUEUE_SIZE, SLOW_POLICIES
 from edge_asc.runtime.decision import MAX_K, MODES, TIE_BREAKS, check_k
 
 SOURCE_FORMS = ("mic", "mic:NAME_OR_INDEX", "file:PATH", "stdin")
@@ -117,7 +117,7 @@ class ServerConfig:
     socket: Path | None = _f(None, "Unix socket path, created with mode 0660 (null: $XDG_RUNTIME_DIR/edge-asc/edge-asc.sock, else /run/edge-asc/edge-asc.sock if /run/edge-asc exists (systemd RuntimeDirectory), else /tmp/edge-asc-$UID/edge-asc.sock)")
     tcp: str | None = _f(None, "also listen on TCP, as HOST:PORT (for example 127.0.0.1:8765); null: no TCP")
     queue_size: int = _f(QUEUE_SIZE, "events queued per client before the slow-client policy applies", "events")
-    slow_policy: str = _f("drop_oldest", "a client whose queue is full loses its oldest events (counted and reported to it) or is disconnected", "", SLOW_POLICIES)
+    slow_policy: str = _f(SLOW_POLICIES[0], "a client whose queue is full loses its oldest events (counted and reported to it) or is disconnected", "", SLOW_POLICIES)
     wait_for_client: bool = _f(False, "start the audio source only once the first client has connected (demos, tests: no event is missed)")
 
     def __post_init__(self) -> None:
@@ -125,7 +125,6 @@ class ServerConfig:
             parse_hostport(self.tcp)
         if not 1 <= self.queue_size <= 100000:
             raise ValueError(f"queue_size must be from 1 to 100000, got {self.queue_size}")
-
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from edge_asc.daemon.config import DaemonConfig
 from edge_asc.runtime.decision import DecisionPolicy
 from edge_asc.daemon.events import scene_event, segment_event
 from edge_asc.runtime.pipeline import Conditioner, Pipeline
-from edge_asc.protocol.messages import PROTOCOL_VERSION, SOURCE_BACK, SOURCE_LOST, Error, Hello, ProtocolError, Request, Set, Status
+from edge_asc.protocol.messages import PROTOCOL_VERSION, SOURCE_BACK, SOURCE_LOST, Error, Hello, Request, Set, Status
+from edge_asc.protocol.records import ProtocolError
 from edge_asc.daemon.sdnotify import Notifier
 from edge_asc.protocol.addresses import default_socket_path
 from edge_asc.protocol.server import EventServer

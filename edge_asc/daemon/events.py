@@ -9,8 +9,6 @@ from edge_asc.runtime.decision import Decision
 from edge_asc.runtime.pipeline import STAGES, SegmentResult
 
 
-
-
 def scene_event(decision: Decision, labels: tuple[str, ...], sample_rate: int, now_mono: float | None = None):
     """protocol.Scene of a decision; latency_ms runs from the last sample entering the ring to now."""
     now_mono = time.monotonic() if now_mono is None else now_mono

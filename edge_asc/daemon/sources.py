@@ -95,9 +95,6 @@ class Source(ABC):
             return self._past_overflows + self._current_overflows()
 
 
-# --- microphone -----------------------------------------------------------------------------------
-
-
 # --- reader-thread sources ------------------------------------------------------------------------
 
 
@@ -258,7 +255,7 @@ class StdinSource(_ThreadSource):
 
 
 def make_source(spec, cfg_audio, model_rate: int) -> Source:
-    """The source named by a SourceSpec (daemon_config) with the audio settings."""
+    """The source named by a SourceSpec (edge_asc.daemon.config) with the audio settings."""
     if spec.kind == "mic":
         from edge_asc.daemon.mic import MicSource  # here: mic imports this module's Source
 

@@ -141,9 +141,6 @@ class FeatureConfig:
         return from_dict(cls, data, prefix="features.")
 
 
-# --- filterbank and transforms -----------------------------------------------------------------
-
-
 # --- the extractor -----------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_asc.contract import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+from edge_asc.training.datasets import CHUNK_SECONDS
 
 PRIMARY = "audio"  # the default variant: the one the headline, the k table and the confusion matrix use
 MODEL_VARIANTS = ("audio", "triplet", "noattn")
@@ -53,7 +54,7 @@ class EvalConfig:
     class_sizes: tuple[int, ...] = (2, 4, 7, 10)  # class-count study (sizes < number of classes)
     class_draws: int = 3  # random class subsets per size
     class_epochs: int | None = None  # epochs in the class-count study (None: epochs)
-    chunk_seconds: float = 10.0  # scene length for long recordings
+    chunk_seconds: float = CHUNK_SECONDS  # scene length for long recordings
     jobs: int = 1  # training processes in parallel (each uses ``threads`` torch threads)
     threads: int = 1
     index_m: int = DEFAULT_M  # hnswlib settings of each fold's index (the daemon's defaults)

@@ -24,7 +24,8 @@ import socket
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from edge_asc.protocol.messages import ALWAYS_EVENTS, Event, Hello, Ping, ProtocolError, Request, Set, Subscribe, UnknownTypeError
+from edge_asc.protocol.messages import ALWAYS_EVENTS, Event, Hello, Ping, Request, Set, Subscribe, UnknownTypeError
+from edge_asc.protocol.records import ProtocolError
 from edge_asc.protocol.addresses import Address, ServerError, check_private_dir, default_socket_path, parse_uri, socket_path_candidates, tmp_socket_dir
 
 log = logging.getLogger(__name__)

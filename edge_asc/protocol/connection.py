@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from edge_asc.protocol.messages import ALWAYS_EVENTS, DEFAULT_EVENTS
 
+SLOW_POLICIES = ("drop_oldest", "disconnect")  # what happens to a client whose queue is full; the first is the default
+QUEUE_SIZE = 256  # lines waiting per client before the slow policy applies
+
 
 @dataclass(frozen=True)
 class ClientStats:

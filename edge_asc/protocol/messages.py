@@ -53,9 +53,6 @@ def preview(line: bytes | str) -> str:
     return text if len(text) <= REQUEST_PREVIEW_CHARS else text[:REQUEST_PREVIEW_CHARS] + "..."
 
 
-# --- value checking against the field annotations -------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Neighbour(Record):
     """One retrieved neighbour of a segment: its label and distance (squared L2 in the index)."""
@@ -153,16 +150,24 @@ class Request(Message):
 
 def _check_mode(where: str, mode: str) -> None:
     try:
-        check_mode(mode)
+        check_mode(mode, f"{where}.mode")
     except ValueError as exc:
-        raise ProtocolError(f"{where}.{exc}") from None
+        raise ProtocolError(str(exc)) from None
 
 
 def _check_k(where: str, k: int) -> None:
+    """A requested k follows the daemon's rule (edge_asc.runtime.decision.check_k)."""
     try:
-        check_k(k)
+        check_k(k, f"{where}.k")
     except ValueError as exc:
-        raise ProtocolError(f"{where}.{exc}") from None
+        raise ProtocolError(str(exc)) from None
+
+
+def _check_reported_k(where: str, k: int) -> None:
+    """A k the daemon reports is only checked to be positive: a client stays readable by a daemon whose
+    limit on k is larger than this version's."""
+    if k < 1:
+        raise ProtocolError(f"{where}.k: must be at least 1, got {k}")
 
 
 # --- events -----------------------------------------------------------------------------------------
@@ -184,7 +189,7 @@ class Hello(Event):
     events_available: tuple[str, ...] = STREAM_EVENTS
 
     def _check(self) -> None:
-        _check_k(self.type, self.k)
+        _check_reported_k(self.type, self.k)
         _check_mode(self.type, self.mode)
 
 
@@ -205,7 +210,7 @@ class Scene(Event):
     segment_index: int  # index of the decision's last segment
 
     def _check(self) -> None:
-        _check_k(self.type, self.k)
+        _check_reported_k(self.type, self.k)
         _check_mode(self.type, self.mode)
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge_asc.protocol.addresses import Address, ServerError, parse_uri
-from edge_asc.protocol.connection import ClientStats, Connection, ServerStats
+from edge_asc.protocol.connection import QUEUE_SIZE, SLOW_POLICIES, ClientStats, Connection, ServerStats
 from edge_asc.protocol.messages import (
     ALWAYS_EVENTS,
     BAD_REQUEST,
@@ -60,8 +60,6 @@ from edge_asc.protocol.sockets import listen_tcp, listen_unix
 log = logging.getLogger(__name__)
 
 
-SLOW_POLICIES = ("drop_oldest", "disconnect")
-QUEUE_SIZE = 256  # lines waiting per client before the slow policy applies
 MAX_REQUEST_BYTES = 4096  # one request line; requests are a few dozen bytes
 MAX_BAD_REQUESTS = 8  # bad request lines in a row before the connection is closed
 ENDLESS_LINE_BYTES = 1 << 20  # a "line" this long without a newline closes the connection
@@ -69,12 +67,6 @@ WRITE_BUFFER_HIGH = 64 * 1024  # bytes the loop buffers for a socket before wait
 READ_CHUNK = 64 * 1024
 REQUEST_PREVIEW_BYTES = 4 * REQUEST_PREVIEW_CHARS  # enough UTF-8 bytes for an error's quote
 CLOSE_GRACE_S = 1.0  # on stop, time for clients to take their last lines before they are cut off
-
-
-# --- statistics -----------------------------------------------------------------------------------
-
-
-# --- one connection (all of it lives on the server's loop) -----------------------------------------
 
 
 class EventServer:
@@ -93,7 +85,7 @@ class EventServer:
         hello: Callable[[], Hello],
         on_request: Callable[[Request], Event | None],
         queue_size: int = QUEUE_SIZE,
-        slow_policy: str = "drop_oldest",
+        slow_policy: str = SLOW_POLICIES[0],
         *,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         allow_remote: bool = False,

@@ -13,16 +13,9 @@ from edge_asc.protocol.addresses import Address, ServerError, make_private_dir, 
 
 log = logging.getLogger(__name__)
 
-
 SOCKET_MODE = 0o660  # owner and group may connect
-
-
 DIR_MODE = 0o750  # a socket directory this server creates: group members may reach the socket
-
-
 LIVE_CHECK_TIMEOUT_S = 1.0  # connecting to an existing socket file to see if a daemon answers
-
-
 BACKLOG = 64
 
 

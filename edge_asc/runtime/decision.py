@@ -158,15 +158,16 @@ class DecisionPolicy:
         )
 
 
-def check_k(k: int) -> int:
-    """The one rule for k, wherever it comes from (config file, flag, socket request): 1 to MAX_K."""
+def check_k(k: int, name: str = "k") -> int:
+    """The one rule for k, wherever it comes from (config file, flag, socket request): 1 to MAX_K.
+    The error names ``name`` (``set.k`` for a socket request)."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+        raise ValueError(f"{name}: must be an integer from 1 to {MAX_K}, got {k!r}")
     return k
 
 
-def check_mode(mode: str) -> str:
+def check_mode(mode: str, name: str = "mode") -> str:
     """The one rule for the decision mode: one of MODES."""
     if mode not in MODES:
-        raise ValueError(f"mode {mode!r} is not accepted; accepted values: {', '.join(MODES)}")
+        raise ValueError(f"{name}: {mode!r} is not accepted; accepted values: {', '.join(MODES)}")
     return mode

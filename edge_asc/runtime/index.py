@@ -330,7 +330,7 @@ def _build_items(
     return x, items
 
 
-# --- building from labelled recordings ----------------------------------------------------------------
+# --- embedding many segments --------------------------------------------------------------------------
 
 
 def embed_features(encoder: Any, features: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from edge_asc.dsp.audio_io import AudioFileError, audio_info, read_audio
-from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
+from edge_asc.dsp.features import SAMPLE_RATE, FeatureConfig, FeatureExtractor
 from edge_asc.training.layouts import DatasetError, Entry, FoldLists, detect_layout, read_layout, recording_from_name, rel_path
 
 __all__ = [  # recording_from_name and DatasetError live in layouts.py; they are part of this module's interface
@@ -68,7 +68,7 @@ class Dataset:
     labels: tuple[str, ...]  # sorted; a label's index is its class id
     scenes: list[SceneFile]
     folds: list[Fold] | None = None  # official folds (DCASE layouts), None otherwise
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     chunk_seconds: float | None = CHUNK_SECONDS
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason) for every unusable file
 
@@ -135,7 +135,7 @@ def load_dataset(
     root: str | Path,
     layout: str = "auto",
     chunk_seconds: float | None = CHUNK_SECONDS,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     segment_seconds: float | None = None,
 ) -> Dataset:
     """Read a dataset's file list and labels, cut files into scenes, and attach official folds.

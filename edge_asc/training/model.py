@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_asc.training.config import VARIANTS, ModelConfig
+from edge_asc.contract import VARIANTS
+from edge_asc.training.config import ModelConfig
 
 __all__ = ["VARIANTS", "ModelConfig", "EncoderNet", "EncoderOutput"]
 

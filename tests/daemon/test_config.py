@@ -8,7 +8,8 @@ import yaml
 from conftest import REPO
 from edge_asc import config as cfgmod
 from edge_asc.config import ConfigError
-from edge_asc.daemon.config import DaemonConfig, SourceSpec, apply_overrides, dump_yaml, load_config, reference_rows
+from edge_asc.config import apply_overrides
+from edge_asc.daemon.config import DaemonConfig, SourceSpec, dump_yaml, load_config, reference_rows
 
 
 
@@ -70,10 +71,15 @@ def test_a_key_yaml_reads_as_a_boolean_or_number_is_named_not_a_traceback(tmp_pa
         load_config(bad)
 
 
-def test_cli_overrides_win_over_the_file(tmp_path):
+def test_flags_given_on_the_command_line_win_over_the_file_and_absent_ones_do_not(tmp_path):
+    from edge_asc.cli import build_parser
+    from edge_asc.commands import run
+    from edge_asc.commands.common import daemon_config
+
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"source": "mic:usb", "decision": {"k": 5, "mode": "sliding"}}))
-    cfg = load_config(path, {"decision.k": 2, "decision.mode": None, "source": "stdin"})
+    args = build_parser().parse_args(["run", "--config", str(path), "--k", "2", "--source", "stdin"])
+    cfg = daemon_config(args, run.FLAGS)
     assert (cfg.decision.k, cfg.decision.mode, cfg.source_spec) == (2, "sliding", SourceSpec("stdin"))
     assert SourceSpec.parse("mic:USB Mic") == SourceSpec("mic", "USB Mic")
     assert SourceSpec.parse("file:/a:b.wav") == SourceSpec("file", "/a:b.wav")

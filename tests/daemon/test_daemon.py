@@ -148,7 +148,7 @@ def test_malformed_requests_get_errors_and_set_changes_k_for_everyone(tiny_artif
         if event["type"] == "error":
             errors.append(event)
     assert [e["code"] for e in errors] == ["bad_request"] * len(bad_lines)
-    assert "k must be an integer from 1 to 100" in errors[2]["message"]
+    assert "set.k: must be an integer from 1 to 100, got 1000" in errors[2]["message"]
     while (event := json.loads(reader.readline()))["type"] != "scene":
         pass
     assert event["k"] == 3
@@ -220,7 +220,8 @@ def test_a_client_that_never_reads_loses_its_oldest_events_and_delays_nobody(tin
 
 def test_a_lost_source_is_reported_retried_and_back(tiny_artifacts, tmp_path):
     from edge_asc.daemon.daemon import Daemon
-    from edge_asc.daemon.config import apply_overrides, DaemonConfig
+    from edge_asc.config import apply_overrides
+    from edge_asc.daemon.config import DaemonConfig
     from edge_asc.runtime.pipeline import load_artifacts
     from edge_asc.daemon.sources import SourceError, StdinSource
 
@@ -341,7 +342,8 @@ def test_an_explicit_log_level_wins_over_the_config_file(tiny_artifacts, tmp_pat
 
 def test_growing_overflows_are_logged_at_most_once_per_interval(tiny_artifacts, tmp_path, monkeypatch, caplog):
     from edge_asc.daemon import daemon as daemonmod
-    from edge_asc.daemon.config import DaemonConfig, apply_overrides
+    from edge_asc.config import apply_overrides
+    from edge_asc.daemon.config import DaemonConfig
     from edge_asc.runtime.pipeline import load_artifacts
     from edge_asc.daemon.sources import FileSource
 

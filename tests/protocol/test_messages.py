@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from edge_asc.protocol import messages as protocol
+from edge_asc.protocol.records import ProtocolError
 from edge_asc.protocol.messages import (
     Event,
     Ping,
     Pong,
-    ProtocolError,
     Request,
     Scene,
     Segment,
@@ -101,9 +101,9 @@ def test_bad_event_lines_raise_protocol_error(line, message):
     [
         (b'{"type":"set","K":5}', "set: unknown field 'K'; accepted fields: k, mode"),
         (b'{"type":"set","k":"5"}', "set.k: expected an integer, got str '5'"),
-        (b'{"type":"set","k":0}', "set.k must be an integer from 1 to 100, got 0"),
+        (b'{"type":"set","k":0}', "set.k: must be an integer from 1 to 100, got 0"),
         (b'{"type":"set","k":2.5}', "set.k: expected an integer"),
-        (b'{"type":"set","mode":"rolling"}', "set.mode 'rolling' is not accepted; accepted values: window, sliding"),
+        (b'{"type":"set","mode":"rolling"}', "set.mode: 'rolling' is not accepted; accepted values: window, sliding"),
         (b'{"type":"set"}', "set: give k, mode or both"),
         (b'{"type":"subscribe"}', "subscribe: missing field 'events'"),
         (b'{"type":"subscribe","events":"scene"}', "subscribe.events: expected a list"),
@@ -120,7 +120,7 @@ def test_bad_requests_raise_protocol_error(line, message):
 def test_building_an_event_checks_values():
     with pytest.raises(ProtocolError, match="scene.confidence: expected a finite number, got nan"):
         Scene("bus", float("nan"), {"bus": 1}, 1, "window", 0.0, 0.3, 0.0, 0.1, 0)
-    with pytest.raises(ProtocolError, match="hello.mode 'rolling' is not accepted"):
+    with pytest.raises(ProtocolError, match="hello.mode: 'rolling' is not accepted"):
         make_hello(mode="rolling")
     with pytest.raises(ProtocolError, match="status.k: expected an integer"):
         Status(1.0, 1, 0, {}, 0, 0, "mic", "5", "window")

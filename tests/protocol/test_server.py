@@ -16,12 +16,12 @@ import pytest
 
 from edge_asc.protocol import messages as protocol
 from edge_asc.protocol.client import Client
+from edge_asc.protocol.records import ProtocolError
 from edge_asc.protocol.messages import (
     Error,
     Event,
     Ping,
     Pong,
-    ProtocolError,
     Set,
     Subscribe,
 )

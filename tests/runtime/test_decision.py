@@ -52,7 +52,7 @@ def test_k_and_mode_change_at_run_time():
     policy.set_k(2)
     d = policy.push(Vote(3, 1, 0.1, 0, 1, 0.0))
     assert (d.mode, d.k, d.first_segment, d.last_segment) == ("sliding", 2, 2, 3)
-    with pytest.raises(ValueError, match="k must be"):
+    with pytest.raises(ValueError, match="k: must be an integer from 1 to 100"):
         policy.set_k(0)
     with pytest.raises(ValueError, match="accepted values: window, sliding"):
         policy.set_mode("vote")

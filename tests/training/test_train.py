@@ -16,7 +16,9 @@ from edge_asc.config import ConfigError  # noqa: E402
 from edge_asc.contract import METADATA_KEY  # noqa: E402
 from edge_asc.dsp.features import FeatureConfig  # noqa: E402
 from edge_asc.training.model import EncoderNet  # noqa: E402
-from edge_asc.training.train import CHECKPOINT_NAME, TrainConfig, fit_scenes, fit_segments, load_checkpoint  # noqa: E402
+from edge_asc.training.checkpoint import CHECKPOINT_NAME, load_checkpoint  # noqa: E402
+from edge_asc.training.config import TrainConfig  # noqa: E402
+from edge_asc.training.train import fit_scenes, fit_segments  # noqa: E402
 from training.generated import CLASSES, features_of, generated_scenes, tiny_config, write_dataset  # noqa: E402
 
 torch.set_num_threads(1)
@@ -103,7 +105,7 @@ def test_checkpoint_holds_everything_and_refuses_silent_overwrite_or_changed_set
     with pytest.raises(ConfigError, match="data differ"):
         fit_segments(tiny_config(epochs=2), x[:30], y[:30], CLASSES, out_dir=tmp_path, resume=True, progress=False)
     assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]  # no temporary file left
 
 
 def test_train_and_export_commands(tmp_path, capsys):
