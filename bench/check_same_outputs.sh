@@ -6,8 +6,8 @@
 #
 #   git worktree add /tmp/old <commit>; bash bench/check_same_outputs.sh /tmp/old [AMBIENT13_DIR]
 #
-# Prints one line per check (SAME / DIFFERENT) and exits 1 if any differs.
-set -euo pipefail
+# Prints one line per check (SAME / DIFFERENT; a step that fails counts as DIFFERENT) and exits 1 if any differs.
+set -uo pipefail
 NEW="$(cd "$(dirname "$0")/.." && pwd)"
 OLD="$(cd "$1" && pwd)"
 DATA="${2:-$NEW/../shared/data/ambient13}"
@@ -66,7 +66,24 @@ report "train 1 epoch, 3 classes: checkpoint weights" $rc
 old export "$WORK/old-run" --out "$WORK/old.onnx" > /dev/null 2>&1
 new export "$WORK/old-run" --out "$WORK/new.onnx" > /dev/null 2>&1
 rc=0; cmp -s "$WORK/old.onnx" "$WORK/new.onnx" || rc=1
-report "export of one checkpoint: ONNX bytes ($(stat -c %s "$WORK/new.onnx") bytes)" $rc
+report "export of one checkpoint: ONNX bytes ($(stat -c %s "$WORK/new.onnx" 2>/dev/null) bytes)" $rc
+
+# each tree exports its own run: the same graph and weights, the same labels, features and model metadata
+# (the recorded training settings differ by the options this version no longer has)
+new export "$WORK/new-run" --out "$WORK/new-own.onnx" > /dev/null 2>&1
+rc=0
+"$PY" - "$WORK/old.onnx" "$WORK/new-own.onnx" <<'EOF' || rc=1
+import json, sys
+import onnx
+a, b = onnx.load(sys.argv[1]), onnx.load(sys.argv[2])
+meta = lambda m: json.loads(next(p.value for p in m.metadata_props if p.key == "edge_asc"))
+ma, mb = meta(a), meta(b)
+same = a.graph.SerializeToString() == b.graph.SerializeToString() and all(
+    ma[k] == mb[k] for k in ("labels", "features", "embedding_size", "variant", "model", "format")
+)
+sys.exit(0 if same else 1)
+EOF
+report "export of each tree's own run: ONNX graph and model metadata" $rc
 
 old build-index --model "$WORK/old.onnx" --data "$WORK/data" --out "$WORK/old-index" > /dev/null 2>&1
 new build-index --model "$WORK/old.onnx" --data "$WORK/data" --out "$WORK/new-index" > /dev/null 2>&1

@@ -152,7 +152,7 @@ def main() -> int:
 
     try:
         config = apply_sets(train_config_from_file(args.config), args.set)
-        config = apply_overrides(config, {"epochs": args.epochs, "seed": args.seed})
+        config = apply_overrides(config, {k: v for k, v in {"epochs": args.epochs, "seed": args.seed}.items() if v is not None})
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

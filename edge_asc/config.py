@@ -180,7 +180,13 @@ def read_sections(
     ``schema`` maps section names to their dataclasses; sections named in ``ignore`` belong to other
     commands and are passed over; any other section is an error naming it. Errors name the file.
     """
-    data: dict[str, Any] = load_yaml(path) if path is not None else {}
+    return sections_from(load_yaml(path) if path is not None else {}, schema, ignore, path)
+
+
+def sections_from(
+    data: Mapping[str, Any], schema: Mapping[str, type], ignore: Iterable[str] = (), path: str | Path | None = None
+) -> dict[str, Any]:
+    """``read_sections`` of a file already read with ``load_yaml`` (``path`` names it in errors)."""
     where = f"{path}: " if path is not None else ""
     accepted = [*schema, *ignore]
     unknown = sorted(map(str, set(data) - set(accepted)))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
-from edge_asc.config import ConfigError, flag_overrides, load_yaml, read_sections
+from edge_asc.config import ConfigError, flag_overrides, load_yaml, sections_from
 from edge_asc.daemon.config import DaemonConfig, DecisionConfig, load_config
 from edge_asc.dsp.features import FeatureConfig
 from edge_asc.runtime.decision import MODES
@@ -37,11 +37,16 @@ def train_config_from_file(path: Path | None, ignore: Iterable[str] = ()) -> Tra
     is an error naming it. ``model:`` and ``features:`` are top-level sections, as ``config.yaml`` in a
     run folder writes them.
     """
-    train_section = (load_yaml(path).get("train") if path is not None else None) or {}
+    return train_config_from_sections(load_yaml(path) if path is not None else {}, path, ignore)
+
+
+def train_config_from_sections(data: Mapping[str, Any], path: Path | None, ignore: Iterable[str] = ()) -> TrainConfig:
+    """``train_config_from_file`` of a file already read with ``load_yaml``."""
+    train_section = data.get("train") or {}
     for section in ("model", "features"):
         if isinstance(train_section, dict) and section in train_section:
             raise ConfigError(f"{path}: give {section}: as a top-level section, not inside train:")
-    sections = read_sections(path, TRAIN_SECTIONS, ignore)
+    sections = sections_from(data, TRAIN_SECTIONS, ignore, path)
     return dataclasses.replace(sections["train"], model=sections["model"], features=sections["features"])
 
 

@@ -12,8 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from edge_asc.commands.common import SUPPRESS, TRAIN_SECTIONS, train_config_from_file
-from edge_asc.config import apply_overrides, flag_overrides, read_sections
+from edge_asc.commands.common import SUPPRESS, TRAIN_SECTIONS, train_config_from_sections
+from edge_asc.config import apply_overrides, flag_overrides, load_yaml, sections_from
 from edge_asc.evaluation.config import EvalConfig
 from edge_asc.training.config import TrainConfig
 from edge_asc.training.datasets import LAYOUTS
@@ -76,8 +76,9 @@ def load_configs(path: Path | None, args: argparse.Namespace) -> tuple[EvalConfi
     Sections: ``evaluate:`` (EvalConfig) and the trainer's ``train:`` (augment: nested), ``model:`` and
     ``features:``, as ``edge-asc train --config`` reads them (so a run folder's config.yaml works here).
     """
-    train = train_config_from_file(path, ignore=("evaluate",))
-    evaluate = read_sections(path, {"evaluate": EvalConfig}, ignore=TRAIN_SECTIONS)["evaluate"]
+    data = load_yaml(path) if path is not None else {}
+    train = train_config_from_sections(data, path, ignore=("evaluate",))
+    evaluate = sections_from(data, {"evaluate": EvalConfig}, ignore=TRAIN_SECTIONS, path=path)["evaluate"]
     return apply_overrides(evaluate, flag_overrides(args, FLAGS)), train
 
 

@@ -34,6 +34,11 @@ EMBED_BATCH = 4096  # segments per forward pass when embedding
 RESUMABLE_CHANGES = ("epochs", "threads")  # train settings that may differ on --resume
 NET_SIZES = ("n_features", "n_frames", "n_classes")  # EncoderNet's sizes, recorded in model_config
 
+def model_record(net: EncoderNet) -> dict[str, Any]:
+    """The model's settings and the sizes derived from the data, as checkpoints and ONNX metadata record them."""
+    return to_dict(net.config) | {"n_features": net.n_features, "n_frames": net.n_frames, "n_classes": net.n_classes}
+
+
 @dataclass(eq=False)
 class TrainedModel:
     """An encoder with everything needed to use, export or resume it."""
@@ -65,8 +70,14 @@ class TrainedModel:
     @property
     def model_settings(self) -> dict[str, Any]:
         """The model settings as recorded when it was trained (for the ONNX metadata's ``model``): ``to_dict``
-        of ``model_config``, or for an earlier version's checkpoint its own record (with its removed options)."""
-        return self.recorded_settings["model"]
+        of ``model_config`` with the network's sizes (as every version wrote them), or for an earlier
+        version's checkpoint its own record (with its removed options)."""
+        if self.recorded is None:
+            return model_record(self.model)
+        record = copy.deepcopy(self.recorded["model"])
+        for name in NET_SIZES:  # this version's checkpoints keep the sizes apart from the settings
+            record.setdefault(name, getattr(self.model, name))
+        return record
 
     @torch.no_grad()
     def embed(self, features: np.ndarray) -> np.ndarray:
@@ -136,7 +147,7 @@ def checkpoint_state(
         "model": net.state_dict(),
         "optimizer": optimizer.state_dict(),
         "epoch": trained.epoch,
-        "model_config": to_dict(net.config) | {"n_features": net.n_features, "n_frames": net.n_frames, "n_classes": net.n_classes},
+        "model_config": model_record(net),
         "train_config": to_dict(trained.config),
         "labels": list(trained.labels),
         "features": trained.feature_config.to_dict(),
