@@ -49,9 +49,9 @@ def main() -> int:
         trained = train(config, dataset, out_dir=out)
         t2 = time.perf_counter()
     hist = trained.history
-    segs = np.array([h["segments"] for h in hist])
-    secs = np.array([h["seconds"] for h in hist])
-    feat = np.array([h["feature_seconds"] for h in hist])
+    segs = np.array([h.segments for h in hist])
+    secs = np.array([h.seconds for h in hist])
+    feat = np.array([h.feature_seconds for h in hist])
     print(f"data: {dataset.summary()}")
     print(f"variant {config.model.variant}, hidden {config.model.hidden_size}, {config.epochs} epochs, batch {config.batch_size}, "
           f"augmentation {'on' if config.augment.enabled else 'off'}")
@@ -60,7 +60,7 @@ def main() -> int:
           f"for {int(np.median(segs))} segments")
     print(f"throughput: {segs.sum() / secs.sum():.0f} segments/s end to end (features + optimisation), "
           f"{segs.sum() / (secs - feat).sum():.0f} segments/s optimisation only")
-    print(f"final loss {hist[-1]['loss']:.4f}, importance {hist[-1]['importance']:.2f}")
+    print(f"final loss {hist[-1].loss:.4f}, importance {hist[-1].importance:.2f}")
     return 0
 
 

@@ -215,13 +215,13 @@ def run_fold(args, config, k, fold, audio, tr, te, base, scene_labels, scene_rec
     last = trained.history[-1]
     print(
         f"fold {k} seed {config.seed}: encoder first {enc['first']:.3f} segment {enc['segment']:.3f} all {enc['all']:.3f} | "
-        f"baseline first {base['first']:.3f} all {base['all']:.3f} | loss {last['loss']:.4f} "
-        f"importance {last['importance']:.2f} train {seconds:.0f} s | "
+        f"baseline first {base['first']:.3f} all {base['all']:.3f} | loss {last.loss:.4f} "
+        f"importance {last.importance:.2f} train {seconds:.0f} s | "
         + " ".join(f"{name} first {r['first']:.3f} all {r['all']:.3f}" for name, r in rules.items()),
         flush=True,
     )
     return {"fold": k, "seed": config.seed, "encoder": enc, "baseline": base, "seconds": seconds,
-            "final_loss": last["loss"], "importance": last["importance"], "curve": curve, "rules": rules}
+            "final_loss": last.loss, "importance": last.importance, "curve": curve, "rules": rules}
 
 
 if __name__ == "__main__":

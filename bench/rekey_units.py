@@ -46,10 +46,10 @@ import numpy as np
 
 from removed_options import REMOVED_NEUTRAL  # bench/, beside this script
 
-from edge_asc.config import from_dict, to_dict
-from edge_asc.dsp.features import N_HPSS
+from edge_asc.config import ConfigError, from_dict, to_dict
+from edge_asc.dsp.features import FeatureConfig
 from edge_asc.evaluation.config import GROUPED, NO_LEARNING, EvalConfig
-from edge_asc.evaluation.plan import Task, plan_tasks, prepare, task_data
+from edge_asc.evaluation.plan import Context, Task, plan_tasks, prepare, task_data
 from edge_asc.evaluation.provenance import RunRecord, read_runs, write_runs
 from edge_asc.evaluation.units import Unit, fingerprint, unit_path, units_sha256, write_unit
 from edge_asc.training.config import TrainConfig
@@ -86,9 +86,11 @@ def _drop(tree: dict[str, Any], path: tuple[str, ...]) -> None:
 
 def derived_sizes(train: dict[str, Any]) -> dict[tuple[str, ...], Any]:
     """The former ModelConfig sizes and the value today's network derives for them from the recorded settings."""
-    features = train["features"]
-    return {("model", "n_features"): 2 * features["n_mfcc"] + N_HPSS, ("model", "n_frames"): features["frames_per_segment"],
-            ("model", "n_classes"): 0}
+    try:
+        features = from_dict(FeatureConfig, train.get("features"), "train_settings.features.")
+    except ConfigError as exc:
+        raise RekeyError(str(exc)) from None
+    return {("model", "n_features"): features.n_features, ("model", "n_frames"): features.frames_per_segment, ("model", "n_classes"): 0}
 
 
 def todays_train_config(recorded: dict[str, Any]) -> TrainConfig:
@@ -126,7 +128,7 @@ def legacy_fingerprint(version: str, data_sha256: str, settings: dict[str, Any],
                 _drop(t, path)
         parts["train"] = t
         parts["index"] = [settings["index_m"], settings["index_ef_construction"], settings["index_ef"]]
-        parts["augmentation"] = "shared per task"
+        parts["augmentation"] = "shared per task"  # the former function's value, fixed here whatever units.AUGMENTATION becomes
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -137,8 +139,19 @@ def rekey(out: Path, data: Path, layout: str, write: bool) -> int:
     config = from_dict(EvalConfig, repro["settings"])
     log.info("recorded settings: removed options neutral, sizes as derived; command: %s", repro["command"])
     ctx = prepare(data, out, config, train_config, layout)
+    try:
+        return _check_and_rekey(ctx, out, repro, config, train_config, write)
+    finally:
+        try:
+            ctx.work_dir.rmdir()  # empty: nothing is trained here
+        except OSError:
+            pass
+
+
+def _check_and_rekey(ctx: Context, out: Path, repro: dict[str, Any], config: EvalConfig, train_config: TrainConfig, write: bool) -> int:
+    """Checks 3 and 4 on the prepared data, then (with ``write``) the new fingerprints and runs.json."""
     if ctx.data_sha256 != repro["data_sha256"]:
-        raise RekeyError(f"{data}: sha256 {ctx.data_sha256}, the report's units were computed on {repro['data_sha256']}")
+        raise RekeyError(f"{ctx.dataset.root}: sha256 {ctx.data_sha256}, the report's units were computed on {repro['data_sha256']}")
     tasks = plan_tasks(config, ctx.n_classes, len(ctx.folds[GROUPED]), train_config.epochs)
     old_units, new_units = [], []
     for task in tasks:
@@ -169,10 +182,6 @@ def rekey(out: Path, data: Path, layout: str, write: bool) -> int:
         repointed: list[RunRecord] = [dataclasses.replace(r, units_sha256=new_sha) if r.units_sha256 == old_sha else r for r in runs]
         write_runs(out, repointed)
         log.info("rewrote %d fingerprints; runs.json: set %s... is now %s...", len(new_units), old_sha[:12], new_sha[:12])
-    try:
-        ctx.work_dir.rmdir()
-    except OSError:
-        pass
     return len(new_units)
 
 

@@ -2,7 +2,7 @@
 per class, per fold, the confusion matrix and the class-count study. Accuracy is the share of a fold's test
 scenes decided correctly; the headline ratio is mean first-segment accuracy / mean all-segments accuracy.
 
-Every result is a frozen dataclass; ``as_json`` gives the structure report.json has always had.
+Every result is a frozen dataclass; ``as_json`` turns one into the plain JSON of report.json.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from edge_asc.evaluation.config import LEAKY, MODEL_VARIANTS, SOFTMAX, row_rank
+from edge_asc.evaluation.config import BASELINE_ROWS, LEAKY, MODEL_VARIANTS, SOFTMAX, row_rank
 from edge_asc.evaluation.scoring import HEAD_RULE, SceneDecisions
 from edge_asc.evaluation.units import TrainingInfo, Unit
+from edge_asc.training.datasets import Dataset, Fold, recordings_on_both_sides
 
 
 def as_json(obj: Any) -> Any:
@@ -198,9 +199,7 @@ class ProtocolSummary:
         return rule if rule in self.results[row] else HEAD_RULE
 
 
-def fold_summary(dataset: Any, fold: Any) -> FoldSummary:
-    from edge_asc.training.datasets import recordings_on_both_sides
-
+def fold_summary(dataset: Dataset, fold: Fold) -> FoldSummary:
     def recs(idx: np.ndarray) -> int:
         return len({dataset.scenes[i].recording_id for i in idx})
 
@@ -234,7 +233,7 @@ def _training(units: Sequence[Unit]) -> dict[str, TrainingSummary]:
     return out
 
 
-def protocol_summary(protocol: str, title: str, dataset: Any, folds: Sequence[Any], units: Sequence[Unit], first_rule: str, primary: str) -> ProtocolSummary:
+def protocol_summary(protocol: str, title: str, dataset: Dataset, folds: Sequence[Fold], units: Sequence[Unit], first_rule: str, primary: str) -> ProtocolSummary:
     """Summaries of one protocol's units: per row and rule, per class, per fold, training, confusion."""
     n_classes = len(dataset.labels)
     rows = _by_row(units)
@@ -277,18 +276,38 @@ def protocol_summary(protocol: str, title: str, dataset: Any, folds: Sequence[An
 
 @dataclass(frozen=True)
 class Ordering:
-    """The variants ranked by mean accuracy under one rule (the paper's order is audio > triplet > noattn)."""
+    """The variants ranked by mean accuracy under one rule, and whether that is the paper's order (audio > triplet > noattn)."""
 
-    values: dict[str, float]
-    ranked: tuple[str, ...]
+    values: dict[str, float]  # variant -> mean accuracy, variants in MODEL_VARIANTS order
+    ranked: tuple[str, ...]  # best first
+    paper_order_holds: bool
 
-    @property
-    def paper_order_holds(self) -> bool:
-        return list(self.ranked) == [v for v in MODEL_VARIANTS if v in self.values]
+
+@dataclass(frozen=True)
+class Orderings:
+    """The paper's ordering of the variants checked on first-segment and on all-segments accuracy."""
+
+    first: Ordering
+    all: Ordering
 
 
 def variant_ordering(protocol: ProtocolSummary, rule: str, first: bool) -> Ordering:
     """Ranking of the encoder variants by mean first-segment (``first``) or all-segments accuracy."""
-    values = {v: (s.first if first else s.all).mean for v in MODEL_VARIANTS if v in protocol.results
-              for s in [protocol.results[v].get(rule)] if s is not None}
-    return Ordering(values, tuple(sorted(values, key=lambda v: -values[v])))
+    values = {v: mean for v in MODEL_VARIANTS if v in protocol.results
+              for s in [protocol.results[v].get(rule)] if s is not None
+              for mean in [(s.first if first else s.all).mean] if mean is not None}
+    ranked = tuple(sorted(values, key=lambda v: -values[v]))
+    return Ordering(values, ranked, list(ranked) == [v for v in MODEL_VARIANTS if v in values])
+
+
+def variant_orderings(protocol: ProtocolSummary, rule: str) -> Orderings:
+    return Orderings(variant_ordering(protocol, rule, True), variant_ordering(protocol, rule, False))
+
+
+def baselines_all(protocol: ProtocolSummary) -> dict[str, float]:
+    """Mean all-segments accuracy of every baseline row under each of its rules, keyed ``"<row> (<rule>)"``.
+
+    What the variants' all-segments accuracy is compared with (e.g. ``"softmax-nn (nn1)"``, ``"nolearn (nn5)"``).
+    """
+    return {f"{row} ({rule})": s.all.mean for row in BASELINE_ROWS if row in protocol.results
+            for rule, s in protocol.results[row].items() if s.all.mean is not None}

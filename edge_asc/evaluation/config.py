@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_asc.contract import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+from edge_asc.evaluation.scoring import first_rule
 from edge_asc.training.datasets import CHUNK_SECONDS
 
 PRIMARY = "audio"  # the default variant: the one the headline, the k table and the confusion matrix use
@@ -82,7 +83,5 @@ class EvalConfig:
 
     @property
     def first_rule(self) -> str:
-        """The segment rule the headline, the per-class table and the class study use (the first neighbour count)."""
-        from edge_asc.evaluation.scoring import rule_key
-
-        return rule_key(self.neighbours[0])
+        """The segment rule the headline, the per-class table and the class study use (``scoring.first_rule``)."""
+        return first_rule(self.neighbours)

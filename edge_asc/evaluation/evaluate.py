@@ -17,25 +17,28 @@ report.json, report.md and the figures (report.py, figures.py).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from edge_asc.config import to_dict
 from edge_asc.evaluation.config import CLASSES, GROUPED, EvalConfig
-from edge_asc.evaluation.plan import Context, plan_tasks, prepare
+from edge_asc.evaluation.plan import Context, Task, plan_tasks, prepare
 from edge_asc.evaluation.provenance import Reproducibility, RunRecord, Timing, cpu_seconds, package_versions, record_run
+from edge_asc.evaluation.report import write_report
 from edge_asc.evaluation.results import Report, build_report
 from edge_asc.evaluation.runner import run_tasks
 from edge_asc.evaluation.units import units_sha256
+from edge_asc.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
-def _log_plan(ctx: Context, tasks: list[Any]) -> None:
+def _log_plan(ctx: Context, tasks: list[Task]) -> None:
     config = ctx.config
     log.info(
         "%d tasks: %d folds x %d seeds x (%s)%s%s; %d job(s) x %d thread(s)",
@@ -47,13 +50,9 @@ def _log_plan(ctx: Context, tasks: list[Any]) -> None:
 
 
 def run_evaluation(
-    data: str | Path, out: str | Path, config: EvalConfig, train_config: Any, command: str = "", layout: str = "auto"
+    data: str | Path, out: str | Path, config: EvalConfig, train_config: TrainConfig, command: str = "", layout: str = "auto"
 ) -> Report:
     """Run (or resume) every task, aggregate the units and write the report into ``out``. Returns the report."""
-    import dataclasses
-
-    from edge_asc.config import to_dict
-    from edge_asc.evaluation.report import write_report
 
     t_start = time.perf_counter()
     out = Path(out)

@@ -13,11 +13,16 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from edge_asc.contract import file_sha256
+from edge_asc.dsp.features import FeatureExtractor
 from edge_asc.evaluation.config import CLASSES, GROUPED, LEAKY, NO_LEARNING, PRIMARY, SOFTMAX, EvalConfig
+from edge_asc.training.config import TrainConfig
+from edge_asc.training.datasets import Dataset, Fold, SegmentSet, extract_segments, load_dataset, load_scene_audio
+from edge_asc.training.splits import default_folds, random_scene_split
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +88,7 @@ def plan_tasks(cfg: EvalConfig, n_classes: int, n_grouped_folds: int, train_epoc
     return tasks
 
 
-def without_empty_scenes(folds: Mapping[str, Sequence[Any]], segment_scene: np.ndarray, n_scenes: int) -> tuple[dict[str, list[Any]], np.ndarray]:
+def without_empty_scenes(folds: Mapping[str, Sequence[Fold]], segment_scene: np.ndarray, n_scenes: int) -> tuple[dict[str, list[Fold]], np.ndarray]:
     """Folds without the scenes that have no segment (so they count in no denominator), and those scenes.
 
     segment_scene: (N,) scene index of every segment. A scene gets no segment when its audio could not be
@@ -104,12 +109,12 @@ def without_empty_scenes(folds: Mapping[str, Sequence[Any]], segment_scene: np.n
 class Context:
     """What every task reads: the data in memory, the folds and the settings (inherited by worker processes)."""
 
-    dataset: Any  # datasets.Dataset
+    dataset: Dataset
     audio: list[np.ndarray]  # (n_samples,) float32 per scene, in Dataset.scenes order
-    segments: Any  # datasets.SegmentSet of every scene
-    folds: dict[str, list[Any]]  # protocol -> [datasets.Fold]
+    segments: SegmentSet  # of every scene
+    folds: dict[str, list[Fold]]  # protocol -> its folds
     config: EvalConfig
-    train_config: Any  # training.config.TrainConfig: the trainer's settings (variant, epochs and seed set per unit)
+    train_config: TrainConfig  # the trainer's settings (variant, epochs and seed set per unit)
     data_sha256: str
     data_files: int
     units_dir: Path
@@ -120,7 +125,7 @@ class Context:
     def n_classes(self) -> int:
         return len(self.dataset.labels)
 
-    def fold_of(self, task: Task) -> Any:
+    def fold_of(self, task: Task) -> Fold:
         return self.folds[task.fold_protocol][task.fold]
 
 
@@ -152,10 +157,8 @@ def task_data(ctx: Context, task: Task) -> TaskData:
     )
 
 
-def dataset_sha256(dataset: Any) -> tuple[str, int]:
+def dataset_sha256(dataset: Dataset) -> tuple[str, int]:
     """SHA-256 over the sorted list of (relative path, SHA-256 of the file) of every audio and metadata file used."""
-    from edge_asc.contract import file_sha256
-
     root = Path(dataset.root)
     files = {Path(s.path) for s in dataset.scenes}
     files |= {root / name for name in ("metadata.csv", "meta.txt", "meta.csv") if (root / name).is_file()}
@@ -166,12 +169,8 @@ def dataset_sha256(dataset: Any) -> tuple[str, int]:
     return hashlib.sha256("".join(sorted(lines, key=lambda l: l[66:])).encode()).hexdigest(), len(lines)
 
 
-def prepare(data: str | Path, out: str | Path, config: EvalConfig, train_config: Any, layout: str = "auto") -> Context:
+def prepare(data: str | Path, out: str | Path, config: EvalConfig, train_config: TrainConfig, layout: str = "auto") -> Context:
     """Load the dataset, its audio and every segment's features, and make the folds (creates ``out/units``)."""
-    from edge_asc.dsp.features import FeatureExtractor
-    from edge_asc.training.datasets import extract_segments, load_dataset, load_scene_audio
-    from edge_asc.training.splits import default_folds, random_scene_split
-
     out = Path(out)
     fc = train_config.features
     dataset = load_dataset(data, layout=layout, chunk_seconds=config.chunk_seconds, sample_rate=fc.sample_rate, segment_seconds=fc.segment_seconds)

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from edge_asc.evaluation.aggregate import ProtocolSummary, Summary, as_json, variant_ordering
+from edge_asc.evaluation.aggregate import ProtocolSummary, Summary, as_json
 from edge_asc.evaluation.config import GROUPED, NO_LEARNING, SOFTMAX_HEAD
 from edge_asc.evaluation.figures import CSV_CONFUSION, FIG_CLASSES, FIG_CONFUSION, FIG_K, plot_accuracy_vs_classes, plot_accuracy_vs_k, plot_confusion, seeds_text, write_confusion_csv
 from edge_asc.evaluation.results import Report
@@ -146,8 +146,8 @@ def _summary_lines(report: Report) -> list[str]:
         f"**{pct(main.ratio)}%** (the paper reports {pct(PAPER_RATIO, 0)}% on DCASE with a leaky random split). "
         f"Chance is {pct(1 / len(report.dataset.labels))}%.",
     ]
-    for first, name in ((True, "first segment"), (False, "all segments")):
-        o = variant_ordering(grouped, rule, first)
+    orderings = ((report.ordering.first, "first segment"), (report.ordering.all, "all segments")) if report.ordering else ()
+    for o, name in orderings:
         if len(o.values) > 1:
             vals = ", ".join(f"{v} {pct(o.values[v])}%" for v in o.ranked)
             lines.append(
@@ -207,7 +207,7 @@ PROTOCOL_TEXT = (
     "- Encoders are embedded through the exported ONNX file and `edge_asc.runtime.encoder.Encoder`, the daemon's path; the "
     "ONNX/PyTorch difference on real test segments is recorded per unit in `units/*.json`. The variants of one "
     "fold and seed train on the same augmented epochs (drawn once per fold and seed), a paired comparison.",
-    "- Baselines on exactly the same folds: no learning (per-feature mean and standard deviation of the 52 features "
+    "- Baselines on exactly the same folds: no learning (per-feature mean and standard deviation of the {n_features} features "
     "over the segment, standardised with training statistics, exact nearest neighbour); the same encoder trained "
     "with a softmax classifier and cross-entropy, classifying with its own head and, separately, with 1-NN on its "
     "embedding.",
@@ -246,9 +246,8 @@ def _protocol_section(report: Report, protocol: ProtocolSummary) -> list[str]:
 def _k_and_class_sections(report: Report, grouped: ProtocolSummary, figures: Mapping[str, Path | None]) -> list[str]:
     out = [
         "## Choosing k: accuracy against decision latency", "",
-        f"Latency is the audio heard before the decision, k x {1000 * report.segment_seconds:.0f} ms (processing "
-        "adds about a millisecond per segment on this machine, see the daemon's benchmark). Mean ± std for the default "
-        "variant; means for the others.", "",
+        f"Latency is the audio heard before the decision, k x {1000 * report.segment_seconds:.0f} ms (the processing "
+        "time comes on top). Mean ± std for the default variant; means for the others.", "",
         _k_table(report, grouped), "",
     ]
     if figures.get("k"):
@@ -261,6 +260,13 @@ def _k_and_class_sections(report: Report, grouped: ProtocolSummary, figures: Map
     return out
 
 
+def _class_epochs(epochs: int | None, main_epochs: int) -> str:
+    """'10 epochs (the main run: 30)': the class study's epochs, compared with the main run's."""
+    if epochs is None or epochs == main_epochs:
+        return f"{main_epochs} {_plural(main_epochs, 'epoch')} (as the main run)"
+    return f"{epochs} {_plural(epochs, 'epoch')} (the main run: {main_epochs})"
+
+
 def _class_study_section(report: Report, figures: Mapping[str, Path | None]) -> list[str]:
     study = report.class_study
     if not study:
@@ -268,8 +274,8 @@ def _class_study_section(report: Report, figures: Mapping[str, Path | None]) -> 
     out = [
         "## Accuracy against the number of classes", "",
         f"Random class subsets ({study.draws} draws per size, each on one of the grouped folds in turn, model seed "
-        f"{study.seed}), models trained on those classes only, {study.epochs} epochs (kept short to stay within the "
-        f"time budget), {rule_title(study.rule)}. The point at all classes is the main run above.", "",
+        f"{study.seed}), models trained on those classes only, {_class_epochs(study.epochs, report.epochs)}, "
+        f"{rule_title(study.rule)}. The point at all classes is the main run above.", "",
     ]
     header = ["classes", "chance"]
     rows_by_size: dict[int, list[str]] = {}
@@ -317,7 +323,7 @@ def render_markdown(report: Report, notes: str | None = None, figures: Mapping[s
         "## Summary", "",
         *_summary_lines(report), *_timing_lines(report), "",
         "## Protocol", "",
-        *(line.format(segment_ms=1000 * report.segment_seconds) for line in PROTOCOL_TEXT), "",
+        *(line.format(segment_ms=1000 * report.segment_seconds, n_features=report.n_features) for line in PROTOCOL_TEXT), "",
     ]
     grouped = report.grouped
     if grouped is not None:

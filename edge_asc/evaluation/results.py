@@ -1,6 +1,7 @@
 """The report's content as one typed value (``Report``), built from the units; report.py renders it.
 
-``as_json(report)`` is report.json (format 1): the structure it has always had.
+Everything the report states is computed here, including the paper's ordering of the variants and the
+baselines' all-segments accuracy; ``as_json(report)`` is report.json (format 1).
 """
 
 from __future__ import annotations
@@ -8,13 +9,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from edge_asc.evaluation.aggregate import ProtocolSummary, RuleSummary, Summary, protocol_summary, summarise
+import numpy as np
+
+from edge_asc.evaluation.aggregate import (
+    Orderings, ProtocolSummary, RuleSummary, Summary, baselines_all, protocol_summary, summarise, variant_orderings,
+)
 from edge_asc.evaluation.config import CLASSES, GROUPED, LEAKY, METHOD_TITLES, PRIMARY, row_rank
 from edge_asc.evaluation.plan import Context, Task
 from edge_asc.evaluation.provenance import Reproducibility, Timing
+from edge_asc.evaluation.scoring import first_rule
 from edge_asc.evaluation.units import FORMAT, Unit
+from edge_asc.training.datasets import Fold
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,8 @@ class ClassStudy:
     full: dict[str, ClassPoint] | None  # row -> the main run (all classes), when the grouped folds ran
 
 
-def class_study(units: Sequence[Unit], rule: str, draws: int, epochs: int | None, grouped: ProtocolSummary | None, n_classes: int) -> ClassStudy | None:
+def class_study(units: Sequence[Unit], rule: str, draws: int, epochs: int | None, seed: int, grouped: ProtocolSummary | None,
+                n_classes: int) -> ClassStudy | None:
     if not units:
         return None
     runs = tuple(
@@ -70,7 +78,7 @@ def class_study(units: Sequence[Unit], rule: str, draws: int, epochs: int | None
     if grouped is not None:
         full = {row: ClassPoint(n_classes, grouped.results[row][rule].first, grouped.results[row][rule].all, 1.0 / n_classes)
                 for row in summary if row in grouped.results and rule in grouped.results[row]}
-    return ClassStudy(rule, epochs, draws, 0, runs, summary, full)
+    return ClassStudy(rule, epochs, draws, seed, runs, summary, full)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,7 @@ class Report:
     created: str
     dataset: DatasetInfo
     segment_seconds: float
+    n_features: int  # per frame of a segment (the feature settings')
     primary: str  # the default variant
     method_titles: dict[str, str]
     neighbours: tuple[int, ...]
@@ -104,6 +113,8 @@ class Report:
     epochs: int
     protocols: tuple[ProtocolSummary, ...]
     class_study: ClassStudy | None
+    ordering: Orderings | None  # the paper's ordering of the variants under the first rule, on the grouped folds
+    baselines_all: dict[str, float] | None  # the baselines' all-segments accuracy on the grouped folds
     reproducibility: Reproducibility | None = None
     timing: Timing | None = None
 
@@ -116,9 +127,7 @@ class Report:
 
     @property
     def first_rule(self) -> str:
-        from edge_asc.evaluation.scoring import rule_key
-
-        return rule_key(self.neighbours[0])
+        return first_rule(self.neighbours)
 
     def headline(self) -> RuleSummary | None:
         """The default variant under the first rule on the grouped folds (None when it did not run)."""
@@ -131,7 +140,7 @@ class Report:
         return self.method_titles.get(row, row)
 
 
-def _title(ctx: Context, protocol: str, folds: Sequence[Any]) -> str:
+def _title(ctx: Context, protocol: str, folds: Sequence[Fold]) -> str:
     cfg = ctx.config
     if protocol == LEAKY:
         return f"LEAKY: the paper's random {round(100 * (1 - cfg.leaky_test_fraction))}/{round(100 * cfg.leaky_test_fraction)} split of scenes"
@@ -142,12 +151,10 @@ def _title(ctx: Context, protocol: str, folds: Sequence[Any]) -> str:
 
 def build_report(ctx: Context, units: Sequence[Unit], tasks: Sequence[Task]) -> Report:
     """The report's content from the units (without reproducibility and timing, which the caller adds)."""
-    import numpy as np
-
     dataset, cfg = ctx.dataset, ctx.config
-    first_rule = cfg.first_rule
+    rule = cfg.first_rule
     protocols = tuple(
-        protocol_summary(p, _title(ctx, p, ctx.folds[p]), dataset, ctx.folds[p], [u for u in units if u.protocol == p], first_rule, PRIMARY)
+        protocol_summary(p, _title(ctx, p, ctx.folds[p]), dataset, ctx.folds[p], [u for u in units if u.protocol == p], rule, PRIMARY)
         for p in ctx.folds if any(u.protocol == p for u in units)
     )
     grouped = next((p for p in protocols if p.key == GROUPED), None)
@@ -167,13 +174,15 @@ def build_report(ctx: Context, units: Sequence[Unit], tasks: Sequence[Task]) -> 
         skipped_files=tuple(str(p) for p, _ in dataset.skipped),
         scenes_without_segments=tuple(str(dataset.scenes[i].path) for i in ctx.scenes_without_segments),
     )
-    study = class_study([u for u in units if u.protocol == CLASSES], first_rule, cfg.class_draws,
-                        class_tasks[0].epochs if class_tasks else None, grouped, ctx.n_classes)
+    study = class_study([u for u in units if u.protocol == CLASSES], rule, cfg.class_draws,
+                        class_tasks[0].epochs if class_tasks else None, class_tasks[0].seed if class_tasks else 0, grouped,
+                        ctx.n_classes)
     return Report(
         format=FORMAT,
         created=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         dataset=info,
         segment_seconds=ctx.train_config.features.segment_seconds,
+        n_features=ctx.train_config.features.n_features,
         primary=PRIMARY,
         method_titles=dict(METHOD_TITLES),
         neighbours=tuple(cfg.neighbours),
@@ -181,4 +190,6 @@ def build_report(ctx: Context, units: Sequence[Unit], tasks: Sequence[Task]) -> 
         epochs=cfg.epochs or ctx.train_config.epochs,
         protocols=protocols,
         class_study=study,
+        ordering=variant_orderings(grouped, rule) if grouped is not None else None,
+        baselines_all=baselines_all(grouped) if grouped is not None else None,
     )

@@ -17,7 +17,10 @@ import numpy as np
 from edge_asc.evaluation.config import NO_LEARNING, SOFTMAX, SOFTMAX_HEAD, SOFTMAX_NN
 from edge_asc.evaluation.plan import Context, Task, TaskData, task_cost, task_data
 from edge_asc.evaluation.scoring import HEAD_RULE, RuleResult, decide, neighbour_rules
-from edge_asc.evaluation.units import TrainingInfo, Unit, fingerprint, read_unit, unit_path, unit_train_config, write_unit
+from edge_asc.evaluation.units import AUGMENTATION, TrainingInfo, Unit, fingerprint, read_unit, unit_path, unit_train_config, write_unit
+from edge_asc.training.batches import SceneSource, Segments
+from edge_asc.training.config import TrainConfig
+from edge_asc.training.datasets import SegmentSet
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +33,16 @@ class SharedAugmentation:
     The draws come from their own generator seeded by the task's seed.
     """
 
-    def __init__(self, train_config: Any, audio: Sequence[np.ndarray], labels: np.ndarray, recordings: np.ndarray, seed: int) -> None:
-        from edge_asc.training.batches import SceneSource
-
+    def __init__(self, train_config: TrainConfig, audio: Sequence[np.ndarray], labels: np.ndarray, recordings: np.ndarray, seed: int) -> None:
         self.source = SceneSource(train_config, audio, labels, recordings)
         self.rng = np.random.default_rng([seed, 0xA06])
-        self.epochs: list[tuple[np.ndarray, ...]] = []  # per epoch what SceneSource.epoch returns (features, labels, ...)
+        self.epochs: list[Segments] = []  # per epoch what SceneSource.epoch returns
 
     def replay(self) -> "_Replay":
         """A fresh training source that hands out epoch 1, 2, ... of the shared draws."""
         return _Replay(self)
 
-    def epoch(self, i: int) -> tuple[np.ndarray, ...]:
+    def epoch(self, i: int) -> Segments:
         while len(self.epochs) <= i:
             self.epochs.append(self.source.epoch(self.rng))
         return self.epochs[i]
@@ -54,19 +55,19 @@ class _Replay:
         self.shared = shared
         self.done = 0
 
-    def clean(self) -> tuple[np.ndarray, ...]:
+    def clean(self) -> Segments:
         return self.shared.source.clean()
 
-    def epoch(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:  # the trainer's rng is not used here
+    def epoch(self, rng: np.random.Generator) -> Segments:  # the trainer's rng is not used here
         out = self.shared.epoch(self.done)
         self.done += 1
         return out
 
     def fingerprint(self) -> dict[str, Any]:
-        return self.shared.source.fingerprint() | {"augmentation": "shared per task"}
+        return self.shared.source.fingerprint() | {"augmentation": AUGMENTATION}
 
 
-def evaluate_no_learning(ctx: Context, train: Any, y_train: np.ndarray, test: Any, y_test: np.ndarray, n_classes: int) -> list[RuleResult]:
+def evaluate_no_learning(ctx: Context, train: SegmentSet, y_train: np.ndarray, test: SegmentSet, y_test: np.ndarray, n_classes: int) -> list[RuleResult]:
     from edge_asc.evaluation.baselines import NoLearningBaseline
 
     cfg = ctx.config
@@ -78,7 +79,7 @@ def evaluate_no_learning(ctx: Context, train: Any, y_train: np.ndarray, test: An
 
 def evaluate_model(
     ctx: Context, task: Task, method: str, shared: SharedAugmentation, label_names: Sequence[str],
-    train: Any, y_train: np.ndarray, test: Any, y_test: np.ndarray,
+    train: SegmentSet, y_train: np.ndarray, test: SegmentSet, y_test: np.ndarray,
 ) -> tuple[list[RuleResult], TrainingInfo]:
     """Train ``method`` on the task's scenes, export it, index the training segments, decide the test scenes."""
     import torch
@@ -118,20 +119,20 @@ def evaluate_model(
         proba = trained.predict_proba(test.features)  # (B, C)
         pred = proba.argmax(axis=1).astype(np.int64)
         results.append(decide(SOFTMAX_HEAD, HEAD_RULE, pred, 1.0 - proba.max(axis=1), test, y_test, n_classes, cfg.k_max))
-    last = trained.history[-1] if trained.history else {}
+    last = trained.history[-1] if trained.history else None  # an EpochRecord
     info = TrainingInfo(
         train_s=train_s,
         embed_index_s=time.perf_counter() - t1,
         epochs=trained.epoch,
-        final_loss=last.get("loss"),
-        importance=last.get("importance"),
+        final_loss=last.loss if last is not None else None,
+        importance=last.importance if last is not None else None,
         embedding_size=int(encoder.meta.embedding_size),
         onnx_torch_max_abs_diff=onnx_diff,
     )
     return results, info
 
 
-def _new_unit(ctx: Context, task: Task, method: str, data: TaskData, train: Any, test: Any, fp: str, wall_s: float,
+def _new_unit(ctx: Context, task: Task, method: str, data: TaskData, train: SegmentSet, test: SegmentSet, fp: str, wall_s: float,
               info: TrainingInfo | None, results: Sequence[RuleResult]) -> Unit:
     fold = ctx.fold_of(task)
     return Unit(

@@ -8,11 +8,12 @@ segments votes over all of its segments.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from edge_asc.runtime.decision import vote
+from edge_asc.training.datasets import SegmentSet
 
 HEAD_RULE = "head"  # decision rule of the softmax head (no neighbours)
 
@@ -20,6 +21,11 @@ HEAD_RULE = "head"  # decision rule of the softmax head (no neighbours)
 def rule_key(neighbours: int) -> str:
     """Key of the segment rule 'vote over the n nearest neighbours' (``nn1``, ``nn5``)."""
     return f"nn{neighbours}"
+
+
+def first_rule(neighbours: Sequence[int]) -> str:
+    """The rule of the first neighbour count: the one the headline, the per-class table and the class study use."""
+    return rule_key(neighbours[0])
 
 
 def rule_title(rule: str) -> str:
@@ -147,14 +153,15 @@ def scene_decisions(
     return SceneDecisions(scenes.astype(np.int64), truth, first_k, all_, counts.astype(np.int64))
 
 
-def decide(row: str, rule: str, pred: np.ndarray, dist: np.ndarray, test: Any, truth: np.ndarray, n_classes: int, k_max: int) -> RuleResult:
+def decide(row: str, rule: str, pred: np.ndarray, dist: np.ndarray, test: SegmentSet, truth: np.ndarray, n_classes: int, k_max: int) -> RuleResult:
     """Score segment predictions (pred, dist: (B,)) on a SegmentSet ``test`` with task labels ``truth`` (B,)."""
     decisions = scene_decisions(pred, dist, truth, test.scene, test.position, n_classes, k_max)
     return RuleResult(row, rule, float(np.mean(pred == truth)), decisions)
 
 
 def neighbour_rules(
-    row: str, labels: np.ndarray, distances: np.ndarray, test: Any, truth: np.ndarray, n_classes: int, neighbours: tuple[int, ...], k_max: int
+    row: str, labels: np.ndarray, distances: np.ndarray, test: SegmentSet, truth: np.ndarray, n_classes: int, neighbours: Sequence[int],
+    k_max: int,
 ) -> list[RuleResult]:
     """Scene decisions for every neighbour count, from the (B, max n) neighbour labels and distances."""
     out = []

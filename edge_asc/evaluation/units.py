@@ -20,10 +20,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from edge_asc import __version__
+from edge_asc.config import to_dict
 from edge_asc.evaluation.config import NO_LEARNING, EvalConfig
 from edge_asc.evaluation.plan import Task
 from edge_asc.evaluation.scoring import RuleResult, SceneDecisions
 from edge_asc.fsutil import atomic_write_text
+from edge_asc.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ class TrainingInfo:
     embed_index_s: float
     epochs: int
     final_loss: float | None
-    importance: float | None  # mean h'' of the last epoch (the audio variant), else None
+    importance: float | None  # mean h'' of the last epoch (the audio variant); NaN for the variants without h'' (None: no epoch)
     embedding_size: int
     onnx_torch_max_abs_diff: float  # ONNX Runtime against PyTorch on real test segments
 
@@ -119,7 +122,7 @@ class Unit:
         )
 
 
-def unit_train_config(base: Any, task: Task, method: str, threads: int) -> Any:
+def unit_train_config(base: TrainConfig, task: Task, method: str, threads: int) -> TrainConfig:
     """The TrainConfig a trained unit uses: the run's settings with the task's epochs and seed and the method's variant."""
     return dataclasses.replace(
         base, epochs=task.epochs, seed=task.seed, threads=threads, model=dataclasses.replace(base.model, variant=method)
@@ -127,12 +130,10 @@ def unit_train_config(base: Any, task: Task, method: str, threads: int) -> Any:
 
 
 def fingerprint(
-    config: EvalConfig, train_config: Any, data_sha256: str, task: Task, method: str, train_scenes: np.ndarray, test_scenes: np.ndarray
+    config: EvalConfig, train_config: TrainConfig, data_sha256: str, task: Task, method: str, train_scenes: np.ndarray,
+    test_scenes: np.ndarray,
 ) -> str:
     """SHA-256 of everything a unit's result depends on; a cached unit is reused only when it matches."""
-    from edge_asc import __version__
-    from edge_asc.config import to_dict
-
     h = hashlib.sha256(np.asarray(train_scenes, dtype=np.int64).tobytes())
     h.update(np.asarray(test_scenes, dtype=np.int64).tobytes())
     parts: dict[str, Any] = {

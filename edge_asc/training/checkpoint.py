@@ -4,7 +4,8 @@ and deciding whether a run may resume from it.
 A checkpoint (format 1) is a ``torch.save``d dict: ``model`` (state_dict), ``optimizer``, ``epoch``,
 ``train_config`` (``to_dict`` of the TrainConfig), ``model_config`` (the model settings plus the network's
 sizes ``n_features``, ``n_frames``, ``n_classes``), ``labels``, ``features``, ``normalization``, ``rng``
-(every generator's state), ``history``, ``data`` (what it was trained on) and ``version``.
+(every generator's state), ``history`` (``EpochRecord.to_dict`` per epoch), ``data`` (what it was trained
+on) and ``version``.
 
 Checkpoints of earlier versions record options this version no longer has (``REMOVED_OPTIONS``): one
 with each at the value that left training as it is now loads; any other value is refused, naming it.
@@ -26,6 +27,7 @@ from edge_asc.config import ConfigError, from_dict, to_dict
 from edge_asc.dsp.features import FeatureConfig
 from edge_asc.fsutil import atomic_open
 from edge_asc.training.config import REMOVED_OPTIONS, ModelConfig, TrainConfig
+from edge_asc.training.history import EpochRecord
 from edge_asc.training.model import EncoderNet
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -33,6 +35,7 @@ CHECKPOINT_FORMAT = 1
 EMBED_BATCH = 4096  # segments per forward pass when embedding
 RESUMABLE_CHANGES = ("epochs", "threads")  # train settings that may differ on --resume
 NET_SIZES = ("n_features", "n_frames", "n_classes")  # EncoderNet's sizes, recorded in model_config
+
 
 def model_record(net: EncoderNet) -> dict[str, Any]:
     """The model's settings and the sizes derived from the data, as checkpoints and ONNX metadata record them."""
@@ -47,7 +50,7 @@ class TrainedModel:
     config: TrainConfig
     labels: tuple[str, ...]
     epoch: int  # epochs done
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)  # one per epoch done
     data: dict[str, Any] = field(default_factory=dict)  # what it was trained on (counts, fingerprint)
     path: Path | None = None  # its checkpoint file, when it has one
     # the settings as recorded when it was trained (to_dict of a TrainConfig; a checkpoint's own record when
@@ -99,10 +102,9 @@ class TrainedModel:
 
     def summary(self) -> dict[str, Any]:
         """A small JSON-safe description (goes into the ONNX metadata as ``train``)."""
-        last = self.history[-1] if self.history else {}
         return {
             "epochs": self.epoch,
-            "final_loss": last.get("loss"),
+            "final_loss": self.history[-1].loss if self.history else None,
             "data": self.data,
             "config": self.recorded_settings,
             "torch": torch.__version__,
@@ -153,7 +155,7 @@ def checkpoint_state(
         "features": trained.feature_config.to_dict(),
         "normalization": {"mean": mean.tolist(), "std": std.tolist()},
         "rng": rng_states(rng, gen),
-        "history": trained.history,
+        "history": [record.to_dict() for record in trained.history],
         "data": trained.data,
     }
 
@@ -200,6 +202,15 @@ def current_settings(recorded: dict[str, Any], path: Path) -> dict[str, Any]:
     return out
 
 
+def checkpoint_history(state: dict[str, Any], path: Path) -> list[EpochRecord]:
+    """A checkpoint's ``history`` (plain dicts, as every version wrote it) as records; a damaged one is a
+    one-line error naming the file."""
+    try:
+        return [EpochRecord.from_dict(record) for record in state["history"]]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
 def load_checkpoint(path: str | Path) -> TrainedModel:
     """A run folder or checkpoint file -> the trained model (eval mode)."""
     path = checkpoint_path(path)
@@ -210,7 +221,7 @@ def load_checkpoint(path: str | Path) -> TrainedModel:
     model.load_state_dict(state["model"])
     model.eval()
     return TrainedModel(
-        model, config, tuple(state["labels"]), int(state["epoch"]), list(state["history"]), dict(state["data"]), path,
+        model, config, tuple(state["labels"]), int(state["epoch"]), checkpoint_history(state, path), dict(state["data"]), path,
         recorded=state["train_config"],
     )
 

@@ -109,7 +109,9 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the encoder is trained (paper section 3.3 and 4.1, plus the generalisation measures)."""
+    """How the encoder is trained: semi-hard triplet batches and the audio loss of paper section 3.3, Adam
+    as in section 4.1, plus what the paper leaves open (learning-rate schedule, weight decay, gradient
+    clipping, the triplet margin) and the waveform augmentation (``augment``)."""
 
     epochs: int = 30
     batch_size: int = 64

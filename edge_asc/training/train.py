@@ -33,6 +33,7 @@ from edge_asc.training.checkpoint import (
     CHECKPOINT_NAME,
     TrainedModel,
     check_resumable,
+    checkpoint_history,
     checkpoint_state,
     load_checkpoint,
     read_checkpoint,
@@ -40,6 +41,7 @@ from edge_asc.training.checkpoint import (
     set_rng_states,
 )
 from edge_asc.training.config import AugmentConfig, ModelConfig, TrainConfig
+from edge_asc.training.history import NO_IMPORTANCE, BatchStats, EpochTotals
 from edge_asc.training.loss import audio_loss, mine_triplets, triplet_loss
 from edge_asc.training.model import EncoderNet
 
@@ -60,7 +62,6 @@ __all__ = [
 
 PROGRESS_EVERY_S = 30.0  # an in-epoch progress line at most this often
 BAR_WIDTH = 20
-STATS = ("triplets", "semi_hard", "importance")  # what batch_loss reports besides the loss
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -77,21 +78,21 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
 
 def batch_loss(
     model: EncoderNet, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, gen: torch.Generator
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, BatchStats]:
     """The variant's loss on one batch, and a few numbers to report."""
     out = model.encode(x)  # similarity (B, 2H), importance (B,) or None
     if model.config.has_classifier:
         loss = F.cross_entropy(model.logits(out.similarity), y)  # logits (B, C)
-        return loss, {"triplets": 0.0, "semi_hard": 0.0, "importance": float("nan")}
+        return loss, BatchStats(triplets=0.0, semi_hard=0.0, importance=NO_IMPORTANCE)
     t = mine_triplets(out.similarity, y, config.margin, gen)
     if out.importance is not None:
         loss = audio_loss(out.similarity, out.importance, t, config.margin, config.alpha)
         imp = float(out.importance.detach().mean())
     else:
         loss = triplet_loss(out.similarity, t, config.margin)
-        imp = float("nan")
+        imp = NO_IMPORTANCE
     n = int(t.anchor.numel())
-    return loss, {"triplets": float(n), "semi_hard": float(t.semi_hard.float().mean()) if n else 0.0, "importance": imp}
+    return loss, BatchStats(triplets=float(n), semi_hard=float(t.semi_hard.float().mean()) if n else 0.0, importance=imp)
 
 
 def progress_bar(done: int, total: int) -> str:
@@ -111,7 +112,7 @@ def _resume(ckpt: Path, trained: TrainedModel, optimizer: torch.optim.Optimizer,
     trained.model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     set_rng_states(state["rng"], rng, gen)
-    trained.history = list(state["history"])
+    trained.history = checkpoint_history(state, ckpt)
     trained.epoch = int(state["epoch"])
 
 
@@ -173,7 +174,7 @@ def fit(
         t_feat = time.perf_counter() - t0
         batches = class_balanced_batches(y_all, config, rng)  # [(B,) indices]
         model.train()
-        sums = dict.fromkeys(("loss",) + STATS, 0.0)
+        totals = EpochTotals()
         last_note = time.perf_counter()
         for i, idx in enumerate(batches):
             lr = learning_rate(config, epoch * steps_per_epoch + min(i, steps_per_epoch - 1), total_steps)
@@ -187,33 +188,20 @@ def fit(
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            sums["loss"] += float(loss.detach())
-            for key in STATS:
-                sums[key] += stats[key]
+            totals.add(float(loss.detach()), stats)
             if progress and time.perf_counter() - last_note > PROGRESS_EVERY_S:
                 last_note = time.perf_counter()
-                say("epoch %d/%d %s batch %d/%d loss %.4f", epoch + 1, config.epochs, progress_bar(i + 1, len(batches)), i + 1, len(batches), sums["loss"] / (i + 1))
+                say("epoch %d/%d %s batch %d/%d loss %.4f", epoch + 1, config.epochs, progress_bar(i + 1, len(batches)), i + 1, len(batches), totals.mean_loss)
         seconds = time.perf_counter() - t0
-        n = len(batches)
-        record = {
-            "epoch": epoch + 1,
-            "loss": sums["loss"] / n,
-            "triplets_per_batch": sums["triplets"] / n,
-            "semi_hard": sums["semi_hard"] / n,
-            "importance": sums["importance"] / n,
-            "lr": lr,
-            "segments": int(y_all.shape[0]),
-            "seconds": seconds,
-            "feature_seconds": t_feat,
-        }
+        record = totals.record(epoch + 1, lr, int(y_all.shape[0]), seconds, t_feat)
         trained.history.append(record)
         trained.epoch = epoch + 1
         if ckpt is not None:
             save_checkpoint(ckpt, checkpoint_state(trained, (mean, std), optimizer, rng, gen))
         say(
             "epoch %d/%d %s loss %.4f triplets/batch %.0f semi-hard %.0f%% importance %.2f lr %.1e | %d seg in %.1f s (%.0f seg/s, features %.1f s) eta %s",
-            epoch + 1, config.epochs, progress_bar(epoch + 1, config.epochs), record["loss"], record["triplets_per_batch"],
-            100 * record["semi_hard"], record["importance"], lr, record["segments"], seconds, record["segments"] / seconds, t_feat,
+            epoch + 1, config.epochs, progress_bar(epoch + 1, config.epochs), record.loss, record.triplets_per_batch,
+            100 * record.semi_hard, record.importance, lr, record.segments, seconds, record.segments / seconds, t_feat,
             _format_seconds(seconds * (config.epochs - epoch - 1)),
         )
     model.eval()

@@ -108,14 +108,15 @@ def evaluation(synthetic_data, tmp_path_factory):
     return out, _evaluate(synthetic_data, out, EVAL, "edge-asc evaluate (test)")
 
 
-def test_the_report_files_and_their_structure(evaluation):
+def test_the_report_writes_its_files_in_the_structure_of_format_1(evaluation):
     out, report = evaluation
     for name in ("report.md", "report.json", "accuracy_vs_k.png", "accuracy_vs_classes.png", "confusion_first_segment.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "accuracy_vs_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["format"] == 1
-    assert list(report) == ["format", "created", "dataset", "segment_seconds", "primary", "method_titles", "neighbours", "k_max",
-                            "epochs", "protocols", "class_study", "reproducibility", "timing"]  # no accuracy target of any project
+    assert list(report) == ["format", "created", "dataset", "segment_seconds", "n_features", "primary", "method_titles", "neighbours",
+                            "k_max", "epochs", "protocols", "class_study", "ordering", "baselines_all", "reproducibility",
+                            "timing"]  # no accuracy target of any project
     keys = [p["key"] for p in report["protocols"]]
     assert keys == [GROUPED, LEAKY]
     grouped = report["protocols"][0]
@@ -140,6 +141,23 @@ def test_the_report_files_and_their_structure(evaluation):
         assert sum(float(v) for v in row[1:-1]) == pytest.approx(1.0, abs=1e-3)
     # the tiny model still learns these very different sounds
     assert grouped["results"]["audio"]["nn1"]["all"]["mean"] > 1 / len(CLASSES)
+
+
+def test_the_ordering_and_the_baselines_in_report_json_are_those_of_the_grouped_results(evaluation):
+    out, report = evaluation
+    results = report["protocols"][0]["results"]
+    assert report["ordering"]["first"] == {"values": {"audio": results["audio"]["nn1"]["first"]["mean"]}, "ranked": ["audio"],
+                                           "paper_order_holds": True}
+    assert report["ordering"]["all"]["values"] == {"audio": results["audio"]["nn1"]["all"]["mean"]}
+    assert report["baselines_all"] == {
+        "softmax-nn (nn1)": results["softmax-nn"]["nn1"]["all"]["mean"], "softmax-nn (nn3)": results["softmax-nn"]["nn3"]["all"]["mean"],
+        "softmax-head (head)": results["softmax-head"]["head"]["all"]["mean"],
+        "nolearn (nn1)": results["nolearn"]["nn1"]["all"]["mean"], "nolearn (nn3)": results["nolearn"]["nn3"]["all"]["mean"],
+    }
+    assert report["n_features"] == _tiny_train_config().features.n_features
+    md = (out / "report.md").read_text()
+    assert f"mean and standard deviation of the {report['n_features']} features" in md
+    assert "models trained on those classes only, 1 epoch (as the main run)," in md  # the class study's epochs, as run
 
 
 def _units(out: Path, protocol: str) -> list[dict]:

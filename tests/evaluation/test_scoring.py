@@ -71,7 +71,7 @@ def test_a_segment_takes_the_vote_of_its_neighbours_and_the_distance_of_the_near
     assert np.allclose(dist, [0.2, 0.1, 0.2])
 
 
-def test_accuracies_of_decisions_and_their_json_round_trip():
+def test_decisions_give_their_accuracies_and_survive_a_json_round_trip():
     a = SceneDecisions(np.arange(4), np.array([0, 1, 1, 0]), np.array([[0, 0], [1, 1], [0, 1], [1, 1]]), np.array([0, 1, 1, 1]), np.full(4, 5))
     assert a.first_k_accuracy().tolist() == [0.5, 0.75]
     assert a.first_accuracy() == 0.5 and a.all_accuracy() == 0.75

@@ -47,6 +47,15 @@ def test_augmenter_mixes_other_recordings_of_the_same_class_and_is_seeded():
     b = aug.epoch(audio, labels, recordings, np.random.default_rng(7))
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
     assert not all(np.array_equal(u, v[: u.shape[0]]) for u, v in zip(a, audio))
-    assert aug.epoch(audio, labels, recordings, np.random.default_rng(7)) is not audio
+    # the time shift drops fewer leading samples than one segment
+    assert all(9600 - 4800 < u.shape[0] <= 9600 for u in a)
+    # without it every scene keeps its length and is measurably changed, and the inputs are left as they were
+    inputs = [x.copy() for x in audio]
+    unshifted = Augmenter(AugmentConfig(mix_prob=1.0, time_shift=False), 16000, 4800)
+    c = unshifted.epoch(audio, labels, recordings, np.random.default_rng(7))
+    assert all(u.shape == v.shape and u.dtype == np.float32 for u, v in zip(c, audio))
+    change = [float(np.linalg.norm(u - v) / np.linalg.norm(v)) for u, v in zip(c, audio)]
+    assert min(change) > 0.1, change  # measured 0.19 and more over seeds 7-19
+    assert all(np.array_equal(x, x0) for x, x0 in zip(audio, inputs))
     off = Augmenter(AugmentConfig.off(), 16000, 4800).epoch(audio, labels, recordings, np.random.default_rng(0))
     assert all(u is v for u, v in zip(off, audio))

@@ -1,9 +1,17 @@
-"""Checkpoints (training/checkpoint.py): an earlier version's checkpoint, whose settings name options this
-version no longer has, loads when each is at its neutral value and is refused naming the first one otherwise."""
+"""Checkpoints (training/checkpoint.py): a checkpoint written by version 0.1.0 loads, exports and resumes;
+one whose settings use an option this version no longer has is refused, naming it.
+
+fixtures/checkpoint-0.1.0.pt is a real checkpoint of version 0.1.0 (commit 0c63cc8, the shipped recipe):
+tests/training/fixtures/make_old_checkpoint.py, run from a checkout of that commit, wrote it (1 epoch of
+the audio variant, hidden size 4, on seeded noise features: ``old_checkpoint_data`` below is a copy of that
+script's) and printed the references below. That version records every option it had (the ones removed
+since at their neutral values), the network sizes among the model settings, and EMA fields.
+"""
 
 from __future__ import annotations
 
-import copy
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +20,36 @@ torch = pytest.importorskip("torch")
 
 from edge_asc.config import ConfigError  # noqa: E402
 from edge_asc.training.checkpoint import CHECKPOINT_NAME, REMOVED_OPTIONS, load_checkpoint  # noqa: E402
+from edge_asc.training.config import ModelConfig, TrainConfig  # noqa: E402
 from edge_asc.training.export import export_onnx  # noqa: E402
+from edge_asc.training.history import EpochRecord  # noqa: E402
 from edge_asc.training.train import fit_segments  # noqa: E402
-from training.generated import CLASSES, tiny_config  # noqa: E402
+from training.generated import CLASSES  # noqa: E402
 
 torch.set_num_threads(1)
+
+OLD_CHECKPOINT = Path(__file__).resolve().parent / "fixtures" / "checkpoint-0.1.0.pt"
+# the settings it was trained with (make_old_checkpoint.py), in this version's terms
+OLD_CONFIG = TrainConfig(epochs=1, batch_size=12, classes_per_batch=3, seed=3, threads=1, model=ModelConfig(hidden_size=4))
+OLD_EMBEDDING_SUM = 5.776949836406857  # of its embeddings of the first 4 segments, computed by 0.1.0
+OLD_RESUMED = {  # the weights 0.1.0 reached when it resumed the checkpoint for a second epoch
+    "n": 1874,
+    "sum": 7.039323935488937,
+    "abs_sum": 460.05375040034414,
+    "first": [-0.4940100610256195, -0.3944876194000244, -0.21628352999687195, -0.4755694568157196],
+}
+
+
+def old_checkpoint_data() -> tuple[np.ndarray, np.ndarray]:
+    """The features (30, 20, 52) and labels (30,) it was trained on (as make_old_checkpoint.py makes them)."""
+    return np.random.default_rng(0).standard_normal((30, 20, 52)).astype(np.float32), np.arange(30) % 3
+
+
+@pytest.fixture
+def old_run(tmp_path) -> Path:
+    """A run folder holding a copy of the 0.1.0 checkpoint."""
+    shutil.copyfile(OLD_CHECKPOINT, tmp_path / CHECKPOINT_NAME)
+    return tmp_path
 
 
 def _set(settings: dict, key: str, value) -> None:
@@ -28,49 +61,71 @@ def _set(settings: dict, key: str, value) -> None:
     node[path[-1]] = value
 
 
-def _old_format(state: dict, **changed) -> dict:
-    """``state`` as an earlier version wrote it: every removed option recorded (neutral unless ``changed``,
-    keys with '__' for '.'), the network sizes among the model settings, and the EMA fields."""
-    old = copy.deepcopy(state)
-    sizes = {k: old["model_config"][k] for k in ("n_features", "n_frames", "n_classes")}
+def test_the_fixture_is_a_small_checkpoint_of_version_0_1_0_with_every_removed_option_neutral():
+    assert OLD_CHECKPOINT.stat().st_size < 100_000
+    state = torch.load(OLD_CHECKPOINT, weights_only=False)
+    assert state["version"] == "0.1.0" and "ema_steps" in state and state["model_config"]["n_features"] == 52
     for key, neutral in REMOVED_OPTIONS.items():
-        _set(old["train_config"], key, changed.get(key.replace(".", "__"), neutral))
-    old["train_config"]["model"].update(sizes)
-    old["model_config"] = dict(old["train_config"]["model"])
-    old["train_weights"], old["ema_steps"] = None, 0
-    return old
+        section, *path = key.split(".")
+        node = state["train_config"] if section == "train" else state["train_config"][section]
+        for part in path:
+            node = node[part]
+        assert node == neutral, key
 
 
-@pytest.fixture(scope="module")
-def new_checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    x = np.random.default_rng(0).standard_normal((60, 20, 52)).astype(np.float32)
-    trained = fit_segments(tiny_config(epochs=1), x, np.arange(60) % 3, CLASSES, out_dir=out, progress=False)
-    return torch.load(out / CHECKPOINT_NAME, weights_only=False), trained, x
+def test_a_checkpoint_of_version_0_1_0_loads_computing_what_that_version_computed(old_run):
+    loaded = load_checkpoint(old_run)
+    assert loaded.config == OLD_CONFIG and loaded.epoch == 1 and loaded.labels == CLASSES
+    x, _ = old_checkpoint_data()
+    np.testing.assert_allclose(float(loaded.embed(x[:4]).astype(np.float64).sum()), OLD_EMBEDDING_SUM, rtol=1e-5)
+    # its history reads as records; its summary keeps the settings as that version recorded them
+    (record,) = loaded.history
+    assert isinstance(record, EpochRecord) and record.epoch == 1 and record.segments == 30 and 0 < record.importance < 1
+    summary = loaded.summary()
+    assert summary["final_loss"] == record.loss and summary["config"]["augment"]["pieces"] == 1
+    assert loaded.model_settings["n_features"] == 52 and loaded.model_settings["input_clip"] == 0.0
 
 
-def test_an_old_checkpoint_with_neutral_removed_options_loads_and_exports(tmp_path, new_checkpoint):
-    state, trained, x = new_checkpoint
-    torch.save(_old_format(state), tmp_path / CHECKPOINT_NAME)
-    loaded = load_checkpoint(tmp_path)
-    assert loaded.config == trained.config and loaded.epoch == 1 and loaded.labels == CLASSES
-    np.testing.assert_array_equal(loaded.embed(x[:5]), trained.embed(x[:5]))
-    # its summary keeps the settings as that version recorded them, removed options included
-    assert loaded.summary()["config"]["augment"]["pieces"] == 1 and loaded.model_settings["n_features"] == 52
-    assert export_onnx(tmp_path / CHECKPOINT_NAME, tmp_path / "enc.onnx").is_file()
+def test_a_checkpoint_of_version_0_1_0_exports_an_encoder_the_runtime_reads(old_run):
+    from edge_asc.runtime.encoder import Encoder
+
+    onnx_path = export_onnx(old_run / CHECKPOINT_NAME, old_run / "enc.onnx")
+    encoder = Encoder(onnx_path, threads=1)
+    assert encoder.meta.labels == CLASSES and encoder.meta.train["epochs"] == 1
+    x, _ = old_checkpoint_data()
+    np.testing.assert_allclose(float(encoder.embed(x[:4]).astype(np.float64).sum()), OLD_EMBEDDING_SUM, rtol=1e-4)
+
+
+def test_a_run_resumed_from_a_checkpoint_of_version_0_1_0_reaches_the_weights_that_version_reached(old_run):
+    x, y = old_checkpoint_data()
+    config = TrainConfig(epochs=2, batch_size=12, classes_per_batch=3, seed=3, threads=1, model=ModelConfig(hidden_size=4))
+    resumed = fit_segments(config, x, y, CLASSES, out_dir=old_run, resume=True, progress=False)
+    w = torch.cat([p.detach().flatten() for p in resumed.model.parameters()]).double()
+    assert w.numel() == OLD_RESUMED["n"]
+    np.testing.assert_allclose(float(w.sum()), OLD_RESUMED["sum"], rtol=1e-5)
+    np.testing.assert_allclose(float(w.abs().sum()), OLD_RESUMED["abs_sum"], rtol=1e-5)
+    np.testing.assert_allclose(w[:4].numpy(), OLD_RESUMED["first"], rtol=1e-5, atol=1e-7)
+    # the old epoch's record is kept, the new one appended, and both are written back as that version wrote them
+    assert [h.epoch for h in resumed.history] == [1, 2]
+    state = torch.load(old_run / CHECKPOINT_NAME, weights_only=False)
+    assert state["history"][0] == torch.load(OLD_CHECKPOINT, weights_only=False)["history"][0]
+    assert set(state["history"][1]) == set(state["history"][0])
+    assert load_checkpoint(old_run).history == resumed.history
 
 
 @pytest.mark.parametrize("key, value", [("train.ema_decay", 0.999), ("train.augment.pieces", 3), ("model.input_clip", 4.0)])
-def test_an_old_checkpoint_with_a_removed_option_in_use_is_refused_naming_it(tmp_path, new_checkpoint, key, value):
-    state, _, _ = new_checkpoint
-    torch.save(_old_format(state, **{key.replace(".", "__"): value}), tmp_path / CHECKPOINT_NAME)
+def test_an_old_checkpoint_with_a_removed_option_in_use_is_refused_naming_it(old_run, key, value):
+    state = torch.load(OLD_CHECKPOINT, weights_only=False)
+    _set(state["train_config"], key, value)
+    torch.save(state, old_run / CHECKPOINT_NAME)
     with pytest.raises(ConfigError, match=f"trained with {key} = {value!r}, an option this version no longer has") as err:
-        load_checkpoint(tmp_path)
+        load_checkpoint(old_run)
     assert "\n" not in str(err.value)
 
 
-def test_a_run_resumes_from_an_old_checkpoint_with_neutral_removed_options(tmp_path, new_checkpoint):
-    state, _, x = new_checkpoint
-    torch.save(_old_format(state), tmp_path / CHECKPOINT_NAME)
-    resumed = fit_segments(tiny_config(epochs=2), x, np.arange(60) % 3, CLASSES, out_dir=tmp_path, resume=True, progress=False)
-    assert resumed.epoch == 2 and load_checkpoint(tmp_path).epoch == 2
+def test_a_checkpoint_with_a_damaged_history_is_refused_naming_the_file(old_run):
+    state = torch.load(OLD_CHECKPOINT, weights_only=False)
+    del state["history"][0]["loss"]
+    torch.save(state, old_run / CHECKPOINT_NAME)
+    with pytest.raises(ValueError, match=f"{CHECKPOINT_NAME}: a history record lacks loss"):
+        load_checkpoint(old_run)

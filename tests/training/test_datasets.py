@@ -72,7 +72,7 @@ def write_nan(path: Path, seconds: float = 1.0) -> Path:
 # --- chunking --------------------------------------------------------------------------------------
 
 
-def test_chunk_bounds_keeps_remainders_of_at_least_one_segment():
+def test_chunk_bounds_keep_remainders_of_at_least_one_segment():
     chunk = 10 * SR
     assert chunk_bounds(25 * SR, chunk, SEG) == [(0, chunk), (chunk, 2 * chunk), (2 * chunk, 25 * SR)]
     assert chunk_bounds(2 * chunk + SEG, chunk, SEG)[-1] == (2 * chunk, 2 * chunk + SEG)  # exactly one segment: kept
@@ -97,7 +97,7 @@ def folder_tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_folder_layout_labels_chunks_and_skips(folder_tree: Path, caplog):
+def test_a_folder_layout_takes_labels_from_folders_chunks_long_files_and_skips_unreadable_ones_by_name(folder_tree: Path, caplog):
     with caplog.at_level(logging.WARNING, logger="edge_asc.training.datasets"):
         ds = load_dataset(folder_tree)
     assert ds.layout == "folder"
@@ -119,7 +119,7 @@ def test_folder_layout_labels_chunks_and_skips(folder_tree: Path, caplog):
         official_folds(ds)
 
 
-def test_folder_layout_with_metadata_groups_recordings(tmp_path: Path):
+def test_a_folder_layout_with_a_metadata_file_groups_files_by_its_recordings(tmp_path: Path):
     root = tmp_path / "meta"
     write_tone(root / "rain" / "r1a.flac", 1.0)
     write_tone(root / "rain" / "r1b.flac", 1.0)  # same recording as r1a
@@ -143,7 +143,7 @@ def test_folder_layout_with_metadata_groups_recordings(tmp_path: Path):
     assert all(s.path.name != "unlisted.flac" for s in ds.scenes)
 
 
-def test_folder_metadata_missing_column_names_the_file(tmp_path: Path):
+def test_a_metadata_file_missing_a_column_is_refused_naming_the_file(tmp_path: Path):
     root = tmp_path / "bad"
     write_tone(root / "rain" / "r.flac", 1.0)
     (root / "metadata.csv").write_text("file,label\nrain/r.flac,rain\n")
@@ -151,7 +151,7 @@ def test_folder_metadata_missing_column_names_the_file(tmp_path: Path):
         load_dataset(root)
 
 
-def test_nothing_readable_is_an_error(tmp_path: Path):
+def test_a_folder_with_nothing_readable_is_an_error(tmp_path: Path):
     write_corrupt(tmp_path / "x" / "a" / "c.wav")
     with pytest.raises(DatasetError, match="no usable audio"):
         load_dataset(tmp_path / "x")
@@ -190,7 +190,7 @@ def make_dcase2016(root: Path, identifier_column: bool = False) -> Path:
 
 
 @pytest.mark.parametrize("identifier_column", [False, True], ids=["dcase2016", "dcase2017"])
-def test_dcase2016_layout_and_official_folds(tmp_path: Path, identifier_column: bool):
+def test_a_dcase2016_layout_is_detected_with_its_recordings_and_leak_free_official_folds(tmp_path: Path, identifier_column: bool):
     root = make_dcase2016(tmp_path / "tut", identifier_column)
     assert detect_layout(root) == "dcase2016"
     ds = load_dataset(root)
@@ -209,7 +209,7 @@ def test_dcase2016_layout_and_official_folds(tmp_path: Path, identifier_column: 
     assert default_folds(ds) is ds.folds
 
 
-def test_recording_from_dcase_name():
+def test_a_dcase_file_name_gives_its_recording_as_the_part_before_the_times():
     assert recording_from_name("audio/a001_10_20.wav") == "a001"
     assert recording_from_name("b020_90_100.wav") == "b020"
     assert recording_from_name("some_file.wav") == "some_file"
@@ -238,7 +238,7 @@ def make_dcase2018(root: Path) -> Path:
     return root
 
 
-def test_dcase2018_layout_and_official_fold(tmp_path: Path):
+def test_a_dcase2018_layout_is_detected_with_its_recordings_and_its_official_fold_without_the_corrupt_file(tmp_path: Path):
     root = make_dcase2018(tmp_path / "tau")
     write_corrupt(root / "audio" / "bus-lyon-3-1-a.wav")  # overwrite one listed file with junk
     assert detect_layout(root) == "dcase2018"
@@ -255,7 +255,7 @@ def test_dcase2018_layout_and_official_fold(tmp_path: Path):
     assert recordings_on_both_sides(ds, fold) == []
 
 
-def test_dcase2018_leaky_official_fold_is_flagged(tmp_path: Path):
+def test_a_dcase2018_official_fold_with_a_recording_on_both_sides_is_flagged_leaky(tmp_path: Path):
     root = make_dcase2018(tmp_path / "tau")
     ev = root / "evaluation_setup" / "fold1_evaluate.csv"
     ev.write_text(ev.read_text() + "audio/airport-helsinki-1-0-a.wav\tairport\n")  # a training recording in test
@@ -266,7 +266,7 @@ def test_dcase2018_leaky_official_fold_is_flagged(tmp_path: Path):
 # --- audio, features ------------------------------------------------------------------------------
 
 
-def test_scene_audio_and_segments(folder_tree: Path):
+def test_scene_audio_and_segments_are_each_chunk_read_as_its_own_stream(folder_tree: Path):
     ds = load_dataset(folder_tree)
     audio = load_scene_audio(ds)
     assert [a.shape[0] for a in audio] == [int(round(s.duration_s * SR)) for s in ds.scenes]
@@ -296,7 +296,7 @@ def test_scene_audio_and_segments(folder_tree: Path):
     assert again.of_scenes([0]).position.tolist() == list(range(6))
 
 
-def test_decode_failure_is_skipped_mid_run(tmp_path: Path, caplog):
+def test_a_file_that_fails_to_decode_mid_run_is_skipped_and_reported_once(tmp_path: Path, caplog):
     root = tmp_path / "nan"
     write_tone(root / "a" / "ok.wav", 1.0)
     write_nan(root / "a" / "nan.wav")  # header fine: passes loading, fails when decoded
@@ -315,7 +315,7 @@ def test_decode_failure_is_skipped_mid_run(tmp_path: Path, caplog):
     assert len(ds.skipped) == 1  # reported once, not once per read
 
 
-def test_extractor_rate_must_match(folder_tree: Path):
+def test_an_extractor_at_another_sample_rate_than_the_dataset_is_refused(folder_tree: Path):
     ds = load_dataset(folder_tree, sample_rate=8000)
     with pytest.raises(ValueError, match="8000 Hz"):
         extract_segments(ds, FeatureExtractor())
@@ -334,7 +334,7 @@ def synthetic_dataset(recordings_per_class: dict[str, int], scenes_per_recording
     return Dataset(Path("/nowhere"), "folder", tuple(sorted(recordings_per_class)), scenes)
 
 
-def test_split_by_recording_groups_and_stratifies():
+def test_split_by_recording_keeps_each_recording_on_one_side_and_stratifies_by_class():
     ds = synthetic_dataset({"a": 7, "b": 3, "c": 6, "rare": 1, "pair": 2})
     folds = split_by_recording(ds, n_folds=3, seed=4)
     assert len(folds) == 3
@@ -358,7 +358,7 @@ def test_split_by_recording_groups_and_stratifies():
     assert any(not np.array_equal(o[0].test, folds[0].test) for o in others)
 
 
-def test_split_by_recording_rejects_impossible_counts():
+def test_split_by_recording_refuses_more_folds_than_recordings_or_fewer_than_two():
     ds = synthetic_dataset({"a": 1, "b": 1})
     with pytest.raises(ValueError, match="from 2 recordings"):
         split_by_recording(ds, n_folds=3)
@@ -367,7 +367,7 @@ def test_split_by_recording_rejects_impossible_counts():
     assert len(split_by_recording(ds, n_folds=2)) == 2
 
 
-def test_random_scene_split_is_leaky():
+def test_a_random_scene_split_is_flagged_leaky_and_puts_recordings_on_both_sides():
     ds = synthetic_dataset({"a": 4, "b": 4}, scenes_per_recording=5)
     fold = random_scene_split(ds, test_fraction=0.2, seed=1)
     assert fold.leaky and "leaky" in fold.name
@@ -382,7 +382,7 @@ def test_random_scene_split_is_leaky():
 
 
 @pytest.mark.skipif(not AMBIENT13.is_dir(), reason=f"ambient13 not found at {AMBIENT13} (set EDGE_ASC_AMBIENT13)")
-def test_ambient13():
+def test_ambient13_reads_as_its_51_recordings_and_splits_by_recording_without_leaks():
     ds = load_dataset(AMBIENT13)
     assert ds.layout == "folder" and not ds.skipped
     assert len({s.path for s in ds.scenes}) == 51
@@ -398,7 +398,7 @@ def test_ambient13():
     assert recordings_on_both_sides(ds, random_scene_split(ds))  # ambience loops: a random split leaks
 
 
-def test_dcase_meta_line_without_label_is_an_error(tmp_path: Path):
+def test_a_dcase_meta_line_without_a_label_is_an_error_naming_the_line(tmp_path: Path):
     root = tmp_path / "tut"
     write_tone(root / "audio" / "a001_0_10.wav", 1.0)
     (root / "meta.txt").write_text("audio/a001_0_10.wav\n")
@@ -409,7 +409,7 @@ def test_dcase_meta_line_without_label_is_an_error(tmp_path: Path):
     assert ds.labels == ("beach",) and ds.scenes[0].recording_id == "a001"
 
 
-def test_whole_files_when_chunking_is_off(folder_tree: Path):
+def test_with_chunking_off_each_file_is_one_scene_and_a_chunk_under_a_segment_is_refused(folder_tree: Path):
     ds = load_dataset(folder_tree, chunk_seconds=None)
     long = [s for s in ds.scenes if s.path.name == "long.wav"]
     assert [(s.scene_id, s.duration_s) for s in long] == [("bus/long.wav", 25.0)]

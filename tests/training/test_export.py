@@ -23,7 +23,7 @@ torch.set_num_threads(1)
 
 
 @pytest.mark.parametrize("variant", ["audio", "noattn", "softmax", "triplet"])
-def test_onnx_matches_pytorch_and_carries_metadata(tmp_path, variant, trained_tiny):
+def test_the_onnx_model_matches_pytorch_and_carries_its_metadata(tmp_path, variant, trained_tiny):
     if variant == "audio":
         trained = trained_tiny
     else:

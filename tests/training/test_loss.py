@@ -21,7 +21,7 @@ def _constructed_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("margin", [0.0, 0.5, 3.0, 50.0])
 @pytest.mark.parametrize("seed", range(5))
-def test_mining_picks_semi_hard_negatives(margin, seed):
+def test_mining_prefers_a_semi_hard_negative_else_the_closest_farther_one(margin, seed):
     emb, labels = _constructed_batch()
     d = squared_distances(emb)
     t = mine_triplets(emb, labels, margin, torch.Generator().manual_seed(seed))
@@ -67,7 +67,7 @@ def test_margin_makes_semi_hard_triplets_count():
     assert float(triplet_losses(emb, t, margin=0.2)[0]) == 0.0  # not semi-hard for this margin
 
 
-def test_audio_loss_zero_when_importance_and_alpha_are_zero():
+def test_the_audio_loss_is_zero_when_importance_and_alpha_are_zero():
     torch.manual_seed(0)
     emb = torch.randn(16, 8)
     labels = torch.arange(16) % 4
@@ -81,7 +81,7 @@ def test_audio_loss_zero_when_importance_and_alpha_are_zero():
     assert float(loss) == pytest.approx(-0.1 * 1.5 + float(triplet_loss(emb, t, 0.0)) * 0.125)
 
 
-def test_empty_triplets_give_zero_loss_with_a_graph():
+def test_no_triplets_give_a_zero_loss_that_still_has_a_graph():
     emb = torch.randn(4, 3, requires_grad=True)
     imp = torch.rand(4, requires_grad=True)
     empty = Triplets(*(torch.zeros(0, dtype=torch.long) for _ in range(3)), torch.zeros(0, dtype=torch.bool))

@@ -27,7 +27,7 @@ def _x(b: int = 8, seed: int = 0) -> torch.Tensor:
     "variant, size, has_importance",
     [("audio", 2 * 16 + 1, True), ("triplet", 2 * 16, False), ("noattn", 2 * 16, False), ("softmax", 2 * 16, False)],
 )
-def test_encoder_variants_shapes(variant, size, has_importance):
+def test_each_variant_gives_embeddings_of_its_size_and_only_the_audio_variant_an_importance(variant, size, has_importance):
     torch.manual_seed(0)
     model = Encoder(ModelConfig(variant=variant, hidden_size=16), n_classes=3 if variant == "softmax" else 0).eval()
     out = model.encode(_x())
@@ -51,7 +51,7 @@ def test_the_softmax_variant_needs_classes():
         Encoder(ModelConfig(variant="softmax"), n_classes=0)
 
 
-def test_normalisation_is_applied_first():
+def test_the_input_normalisation_is_applied_before_the_network():
     torch.manual_seed(0)
     model = Encoder(ModelConfig(hidden_size=8)).eval()
     rng = np.random.default_rng(1)
@@ -80,7 +80,7 @@ def test_importance_is_bounded_so_audio_loss_is_bounded_below():
     assert float(audio_loss(out.similarity, out.importance, t, margin=0.5, alpha=alpha)) >= -3 * alpha - 1e-6
 
 
-def test_gradient_flows_into_importance_head_and_lstm():
+def test_the_audio_loss_sends_gradients_into_the_importance_head_the_attention_and_the_lstm():
     torch.manual_seed(0)
     model = Encoder(ModelConfig(hidden_size=8, dropout=0.0))
     out = model.encode(_x(16, seed=3))

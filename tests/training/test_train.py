@@ -55,12 +55,12 @@ def test_tiny_model_generalises_to_unheard_generated_recordings(trained_tiny):
     sep_untrained = separation(u_tr, tr_y, u_te, te_y)
     assert sep_trained > 1.25 * sep_untrained, (sep_trained, sep_untrained)  # measured ~2.0 vs ~1.35
     hist = trained_tiny.history
-    assert len(hist) == trained_tiny.config.epochs and hist[-1]["triplets_per_batch"] > 0
-    assert hist[-1]["loss"] < hist[0]["loss"]
-    assert 0.0 < hist[-1]["importance"] < 1.0
+    assert [h.epoch for h in hist] == list(range(1, trained_tiny.config.epochs + 1)) and hist[-1].triplets_per_batch > 0
+    assert hist[-1].loss < hist[0].loss
+    assert 0.0 < hist[-1].importance < 1.0
 
 
-def test_training_is_reproducible_and_seed_dependent():
+def test_training_is_reproducible_for_a_seed_and_differs_for_another():
     x = np.random.default_rng(0).standard_normal((120, 20, 52)).astype(np.float32)
     y = np.arange(120) % 3
     cfg = tiny_config(epochs=2)
@@ -71,7 +71,7 @@ def test_training_is_reproducible_and_seed_dependent():
     assert not np.allclose(a, c)
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_a_resumed_run_ends_with_the_weights_and_history_of_an_uninterrupted_one(tmp_path):
     audio, labels, recs = generated_scenes(2, 1.5, seed=1)
     cfg = tiny_config(epochs=4)
     full = fit_scenes(cfg, audio, labels, recs, CLASSES, out_dir=tmp_path / "full", progress=False)
@@ -81,7 +81,8 @@ def test_resume_continues_exactly(tmp_path):
     assert resumed.epoch == 4
     for key, value in full.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
-    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    assert [h.loss for h in full.history] == [h.loss for h in resumed.history]
+    assert [h.loss for h in load_checkpoint(tmp_path / "part").history] == [h.loss for h in full.history]
     reloaded = load_checkpoint(tmp_path / "part" / CHECKPOINT_NAME)
     x = features_of(audio[:1], labels[:1])[0]
     np.testing.assert_array_equal(reloaded.embed(x), full.embed(x))
@@ -108,7 +109,7 @@ def test_checkpoint_holds_everything_and_refuses_silent_overwrite_or_changed_set
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]  # no temporary file left
 
 
-def test_train_and_export_commands(tmp_path, capsys):
+def test_the_train_and_export_commands_train_resume_refuse_changed_settings_and_export(tmp_path, capsys):
     data = write_dataset(tmp_path / "data")
     run = tmp_path / "run"
     cfg = tmp_path / "train.yaml"
@@ -137,7 +138,7 @@ def test_train_and_export_commands(tmp_path, capsys):
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_train_config_file_errors_name_the_key(tmp_path):
+def test_errors_in_a_train_config_file_name_the_key(tmp_path):
     data = write_dataset(tmp_path / "data")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  hidden_sise: 8\n")
@@ -151,7 +152,7 @@ def test_train_config_file_errors_name_the_key(tmp_path):
         config_from_file(bad)
 
 
-def test_train_help_shows_defaults(capsys):
+def test_the_train_help_shows_the_defaults(capsys):
     with pytest.raises(SystemExit):
         cli_main(["train", "--help"])
     out = capsys.readouterr().out
