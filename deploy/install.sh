@@ -361,7 +361,7 @@ check_install() {
     local as_user=()
     [[ -z $ROOT ]] && as_user=(runuser -u "$SERVICE_USER" --)
     say "+ edge-asc run --config $CONF_DIR/config.yaml --check-config --source stdin${as_user[*]:+ (as $SERVICE_USER)}"
-    (cd / && "${as_user[@]}" env EDGE_ASC_MODEL="$ROOT$STATE_DIR/models/$MODEL_NAME" EDGE_ASC_INDEX="$ROOT$STATE_DIR/index/$INDEX_NAME" \
+    (cd / && "${as_user[@]}" env EDGE_ASC_MODEL="$ROOT$STATE_DIR/models/$MODEL_NAME" EDGE_ASC_INDEX="$ROOT$STATE_DIR/index/$INDEX_NAME" EDGE_ASC_ENROLLED="$ROOT$STATE_DIR/enrolled" \
         "$ROOT$PREFIX/bin/edge-asc" run --config "$ROOT$CONF_DIR/config.yaml" --check-config --source stdin </dev/null) ||
         die "the installed daemon rejects its config, model or index (above); fix $CONF_DIR/config.yaml or the artifacts and run again"
 }

@@ -29,6 +29,9 @@ COMMANDS = {
     "run": "run",
     "listen": "listen",
     "classify": "classify",
+    "enroll": "enroll",
+    "labels": "labels",
+    "forget": "forget",
     "demo": "demo",
 }
 

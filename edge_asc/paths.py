@@ -1,7 +1,8 @@
 """Where the default model and index are found, from a clone, an installed package or a deployment.
 
-Search order for each artifact: the environment variable, then the clone's top-level folder (models/,
+Search order for the model and the index: the environment variable, then the clone's top-level folder (models/,
 index/), then the installed data folder ``<sys.prefix>/share/edge-asc/``, then ``/var/lib/edge-asc/``.
+Enrolled places (``default_enrolled_path``) go somewhere writable instead.
 """
 
 from __future__ import annotations
@@ -39,3 +40,19 @@ def default_index_path() -> Path:
         return Path(os.environ[INDEX_ENV])
     found = [p for p in _candidates("index", DEFAULT_INDEX_NAME) if (p / MANIFEST_FILE).is_file()]
     return found[0] if found else _candidates("index", DEFAULT_INDEX_NAME)[0]
+
+
+ENROLLED_ENV = "EDGE_ASC_ENROLLED"
+ENROLLED_NAME = "enrolled"
+
+
+def default_enrolled_path() -> Path:
+    """Where enrolled places live: $EDGE_ASC_ENROLLED, else /var/lib/edge-asc/enrolled when /var/lib/edge-asc
+    exists and is writable (systemd's StateDirectory=), else $XDG_DATA_HOME/edge-asc/enrolled (default
+    ~/.local/share/edge-asc/enrolled). Never inside the base index, which may be read-only."""
+    if os.environ.get(ENROLLED_ENV):
+        return Path(os.environ[ENROLLED_ENV])
+    if STATE_DIR.is_dir() and os.access(STATE_DIR, os.W_OK | os.X_OK):
+        return STATE_DIR / ENROLLED_NAME
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "edge-asc" / ENROLLED_NAME

@@ -79,6 +79,15 @@ def sock_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def private_stores(tmp_path_factory, monkeypatch):
+    """Every test (and every process it starts) gets its own enrolled-places directory and feature cache,
+    never the user's (~/.local/share/edge-asc/enrolled, ~/.cache/edge-asc/features)."""
+    base = tmp_path_factory.mktemp("stores")
+    monkeypatch.setenv("EDGE_ASC_ENROLLED", str(base / "enrolled"))
+    monkeypatch.setenv("EDGE_ASC_CACHE", str(base / "cache"))
+
+
 @pytest.fixture
 def runtime_env(tmp_path) -> dict[str, str]:
     """Environment for a daemon subprocess: its own XDG_RUNTIME_DIR, one thread per library."""

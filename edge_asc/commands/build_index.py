@@ -15,7 +15,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from edge_asc.commands.common import DATA_HELP, SUPPRESS, TRAIN_SECTIONS, add_layout_arguments
+from edge_asc.commands.common import DATA_HELP, SUPPRESS, TRAIN_SECTIONS, add_cache_arguments, add_layout_arguments, cache_from_args
 from edge_asc.config import apply_overrides, flag_overrides, read_sections
 from edge_asc.training.build_index import IndexConfig
 
@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=SUPPRESS, help=f"seed of the --max-per-label draw (default: {c.seed})")
     parser.add_argument("--batch-size", type=int, default=SUPPRESS, help=f"segments per ONNX run (default: {c.batch_size})")
     parser.add_argument("--threads", type=int, default=SUPPRESS, help=f"ONNX Runtime and hnswlib threads (default: {c.threads})")
+    add_cache_arguments(parser, "processes that compute the clean features into the cache (shared with edge-asc train)")
 
 
 def config_from_args(args: argparse.Namespace) -> IndexConfig:
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         index = build_index_from_dataset(
             encoder, dataset, M=config.M, ef_construction=config.ef_construction, ef=config.ef,
             max_items_per_label=config.max_per_label, seed=config.seed, batch_size=config.batch_size, threads=config.threads,
+            cache=cache_from_args(args), workers=args.extract_workers,
         )
     except (DatasetError, ValueError) as exc:
         log.error("%s", exc)

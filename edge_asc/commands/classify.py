@@ -1,7 +1,8 @@
 """``edge-asc classify FILE``: the daemon's decisions for a sound file, offline (no socket).
 
 The file goes through the same Pipeline as ``edge-asc run --source file:FILE``, so both give the same
-decisions. ``--json`` prints one line per decision in the schema of the socket's ``scene`` event.
+decisions, with the enrolled places (``--enrolled``, ``--enrolled-only``) searched beside the index. ``--json``
+prints one line per decision in the schema of the socket's ``scene`` event, evidence included.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from edge_asc.commands.common import ARTIFACT_FLAGS, add_artifact_arguments, daemon_config
+from edge_asc.commands.common import ARTIFACT_FLAGS, add_artifact_arguments, daemon_config, load_runtime
 
 HELP = "classify a sound file offline: the decisions the daemon would publish for it"
 
@@ -32,15 +33,15 @@ def run(args: argparse.Namespace) -> int:
     from edge_asc.dsp.audio_io import AudioFileError
     from edge_asc.runtime.decision import DecisionPolicy, vote
     from edge_asc.contract import ArtifactError
-    from edge_asc.runtime.pipeline import Pipeline, load_artifacts
+    from edge_asc.runtime.pipeline import Pipeline
 
     cfg = daemon_config(args, ARTIFACT_FLAGS)
     try:
-        encoder, index = load_artifacts(cfg.model_path(), cfg.index_path(), cfg.inference.threads, cfg.inference.ef)
-    except ArtifactError as exc:
+        encoder, index = load_runtime(cfg)
+    except (ArtifactError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    labels = tuple(encoder.meta.labels)
+    labels = tuple(index.labels)  # the model's, then enrolled places (and unknown with --enrolled-only)
     dc = cfg.decision
     try:
         pipeline = Pipeline(encoder, index, DecisionPolicy(len(labels), dc.k, dc.mode, dc.tie_break), dc.neighbours)
@@ -67,6 +68,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _why(event) -> str:
+    """The text form of a decision's evidence: its nearest item, or for unknown the nearest place."""
+    if event.unknown is not None:
+        u = event.unknown
+        return f"  nearest place {u.nearest} at {u.distance:.3g} > threshold {u.threshold:.3g}"
+    if not event.evidence:
+        return ""
+    e = event.evidence[0]
+    where = f"{e.recording} at {e.offset_s:.1f} s" if e.origin == "model" else f"enrolled {e.enrolled_at} from {e.source} at {e.offset_s:.1f} s"
+    return f"  nearest: {where} ({e.distance:.3g})"
+
+
 def _classify(args: argparse.Namespace, pipeline, labels: tuple[str, ...], rate: int) -> tuple[list[int], list[float], int]:
     """Stream the file through the pipeline, printing decisions (and segments) as they come; returns
     every segment's label and distance, and the number of decisions."""
@@ -84,10 +97,10 @@ def _classify(args: argparse.Namespace, pipeline, labels: tuple[str, ...], rate:
             if decision is None:
                 continue
             decisions += 1
-            event = scene_event(decision, labels, rate)
+            event = scene_event(decision, labels, rate, searcher=pipeline.index)
             if args.json:
                 out.write(event.to_line().decode("utf-8"))
             else:
                 votes = ", ".join(f"{k} {v}" for k, v in event.votes.items())
-                out.write(f"{event.stream_start_s:7.2f}-{event.stream_end_s:7.2f} s  {event.label:<20} confidence {event.confidence:.2f}  ({votes})\n")
+                out.write(f"{event.stream_start_s:7.2f}-{event.stream_end_s:7.2f} s  {event.label:<20} confidence {event.confidence:.2f}  ({votes}){_why(event)}\n")
     return seg_labels, seg_dists, decisions

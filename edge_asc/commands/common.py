@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -52,7 +53,11 @@ def train_config_from_sections(data: Mapping[str, Any], path: Path | None, ignor
 
 # --- the daemon's settings, as run and classify take them ----------------------------------------------
 
-ARTIFACT_FLAGS = {"model": "model", "index": "index", "k": "decision.k", "mode": "decision.mode"}
+ARTIFACT_FLAGS = {
+    "model": "model", "index": "index", "enrolled": "enrolled", "k": "decision.k", "mode": "decision.mode",
+    "enrolled_only": "decision.enrolled_only",
+}
+MODEL_FLAGS = {"model": "model", "index": "index", "enrolled": "enrolled"}  # enroll, labels, forget
 
 
 def add_artifact_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,9 +67,53 @@ def add_artifact_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, metavar="N", default=SUPPRESS, help=f"segments per decision (config decision.k, default {d.k})")
     parser.add_argument("--mode", choices=MODES, default=SUPPRESS, help=f"a decision every k segments, or every segment over the last k (config decision.mode, default {d.mode})")
     parser.add_argument("--model", type=Path, metavar="ONNX", default=SUPPRESS, help="encoder file (config model; default: the installed default model)")
+    add_store_arguments(parser)
+    parser.add_argument("--enrolled-only", action="store_true", default=SUPPRESS, help="only enrolled places are candidates; audio far from all of them is 'unknown' (config decision.enrolled_only)")
+
+
+def add_store_arguments(parser: argparse.ArgumentParser, model: bool = False) -> None:
+    """--index and --enrolled (and --config, --model for the enrolment commands): which stores to use."""
+    if model:
+        parser.add_argument("--config", type=Path, metavar="YAML", default=None, help="daemon config file: its model, index and enrolled settings")
+        parser.add_argument("--model", type=Path, metavar="ONNX", default=SUPPRESS, help="encoder file (config model; default: the installed default model)")
     parser.add_argument("--index", type=Path, metavar="DIR", default=SUPPRESS, help="index directory (config index; default: the installed default index)")
+    parser.add_argument("--enrolled", type=Path, metavar="DIR", default=SUPPRESS, help="enrolled places directory (config enrolled; default: $EDGE_ASC_ENROLLED, /var/lib/edge-asc/enrolled if writable, else ~/.local/share/edge-asc/enrolled)")
+
+
+def load_runtime(cfg: DaemonConfig):
+    """The encoder and the index with the enrolled places beside it, as the config says; raises
+    ArtifactError (a missing, mismatched or stale store) or ValueError (enrolled_only with nothing enrolled)."""
+    from edge_asc.runtime.pipeline import load_artifacts
+
+    dc = cfg.decision
+    return load_artifacts(
+        cfg.model_path(), cfg.index_path(), cfg.inference.threads, cfg.inference.ef,
+        enrolled_path=cfg.enrolled_path(), enrolled_only=dc.enrolled_only, unknown_threshold=dc.unknown_threshold,
+    )
 
 
 def daemon_config(args: argparse.Namespace, flags: dict[str, str]) -> DaemonConfig:
     """The daemon config file named by --config (or the defaults), then the given flags in ``flags``."""
     return load_config(args.config, flag_overrides(args, flags))
+
+
+# --- the feature cache, as train, build-index and evaluate take it ---------------------------------------
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser, workers_help: str | None) -> None:
+    """--cache-dir, --no-cache and (given its help) --extract-workers: where and by how many processes
+    features are computed. Run settings: they change how fast a command goes, never what it computes."""
+    from edge_asc.training.feature_cache import FeatureCache
+
+    if workers_help is not None:
+        parser.add_argument("--extract-workers", type=int, default=os.cpu_count() or 1, metavar="N", help=workers_help)
+    parser.add_argument("--cache-dir", type=Path, default=FeatureCache.default_dir(), metavar="DIR",
+                        help="feature cache (environment EDGE_ASC_CACHE overrides the default)")
+    parser.add_argument("--no-cache", action="store_true", help="keep the features in memory only, no cache files")
+
+
+def cache_from_args(args: argparse.Namespace):
+    """The FeatureCache the flags of add_cache_arguments name."""
+    from edge_asc.training.feature_cache import FeatureCache
+
+    return FeatureCache.disabled() if args.no_cache else FeatureCache.open(args.cache_dir)

@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from edge_asc.commands.common import SUPPRESS, TRAIN_SECTIONS, train_config_from_sections
+from edge_asc.commands.common import SUPPRESS, TRAIN_SECTIONS, add_cache_arguments, cache_from_args, train_config_from_sections
 from edge_asc.config import apply_overrides, flag_overrides, load_yaml, sections_from
 from edge_asc.evaluation.config import EvalConfig
 from edge_asc.training.config import TrainConfig
@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-seconds", type=float, default=SUPPRESS, help=f"scene length for long recordings (default: {d.chunk_seconds:g})")
     parser.add_argument("--jobs", type=int, default=SUPPRESS, help=f"training processes in parallel (default: {d.jobs})")
     parser.add_argument("--threads", type=int, default=SUPPRESS, help=f"torch/onnxruntime threads per process (default: {d.threads})")
+    add_cache_arguments(parser, None)  # features are extracted by the --jobs processes
 
 
 def load_configs(path: Path | None, args: argparse.Namespace) -> tuple[EvalConfig, TrainConfig]:
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     config, train_config = load_configs(args.config, args)
     command = shlex.join(["edge-asc", *sys.argv[1:]])
     try:
-        report = run_evaluation(args.data, args.out, config, train_config, command=command, layout=args.layout)
+        report = run_evaluation(args.data, args.out, config, train_config, command=command, layout=args.layout, cache=cache_from_args(args))
     except DatasetError as exc:
         log.error("%s", exc)
         return 2

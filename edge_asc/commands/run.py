@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from edge_asc.commands.common import ARTIFACT_FLAGS, SUPPRESS, add_artifact_arguments, daemon_config
+from edge_asc.commands.common import ARTIFACT_FLAGS, SUPPRESS, add_artifact_arguments, daemon_config, load_runtime
 from edge_asc.config import ConfigError
 
 HELP = "run the daemon: classify live audio and publish scene events on a local socket"
@@ -64,12 +64,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = daemon_config(args, FLAGS)  # ConfigError -> exit 2 (cli)
 
     from edge_asc.contract import ArtifactError
-    from edge_asc.runtime.pipeline import load_artifacts
     from edge_asc.daemon.sources import SourceError, make_source
 
     try:
-        encoder, index = load_artifacts(cfg.model_path(), cfg.index_path(), cfg.inference.threads, cfg.inference.ef)
-    except ArtifactError as exc:
+        encoder, index = load_runtime(cfg)
+    except (ArtifactError, ValueError) as exc:
         log.error("%s", exc)
         return 2
     try:

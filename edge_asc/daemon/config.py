@@ -106,10 +106,21 @@ class DecisionConfig:
         "only the earlier label in the model's label list (label_order)", "", TIE_BREAKS,
     )
 
+    enrolled_only: bool = _f(
+        False, "only enrolled places are candidates (edge-asc enroll); a segment farther from its nearest place than "
+        "that place's threshold votes unknown",
+    )
+    unknown_threshold: float | None = _f(
+        None, "enrolled_only: one distance threshold (squared L2) for every place, instead of each place's own threshold "
+        "calibrated at enrolment (null: each place's own)",
+    )
+
     def __post_init__(self) -> None:
         check_k(self.k)
         if not 1 <= self.neighbours <= 100:
             raise ValueError(f"neighbours must be from 1 to 100, got {self.neighbours}")
+        if self.unknown_threshold is not None and not (math.isfinite(self.unknown_threshold) and self.unknown_threshold > 0):
+            raise ValueError(f"unknown_threshold must be a positive number or null, got {self.unknown_threshold}")
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,7 @@ class InferenceConfig:
 class DaemonConfig:
     model: Path | None = _f(None, "ONNX encoder file (null: $EDGE_ASC_MODEL, then models/ of a clone, <prefix>/share/edge-asc/models, /var/lib/edge-asc/models)")
     index: Path | None = _f(None, "index directory with manifest.json (null: $EDGE_ASC_INDEX, then index/ of a clone, <prefix>/share/edge-asc/index, /var/lib/edge-asc/index)")
+    enrolled: Path | None = _f(None, "enrolled places directory, searched with the index (null: $EDGE_ASC_ENROLLED, else /var/lib/edge-asc/enrolled if /var/lib/edge-asc is writable, else $XDG_DATA_HOME/edge-asc/enrolled, default ~/.local/share/edge-asc/enrolled)")
     source: str = _f("mic", f"where audio comes from: {' | '.join(SOURCE_FORMS)} (raw s16le PCM on standard input)")
     audio: AudioConfig = _f(AudioConfig, "capture and buffering")
     decision: DecisionConfig = _f(DecisionConfig, "segment labels and the scene vote")
@@ -169,6 +181,11 @@ class DaemonConfig:
         from edge_asc.paths import default_index_path
 
         return self.index if self.index is not None else default_index_path()
+
+    def enrolled_path(self) -> Path:
+        from edge_asc.paths import default_enrolled_path
+
+        return self.enrolled if self.enrolled is not None else default_enrolled_path()
 
 
 def parse_hostport(text: str) -> tuple[str, int]:

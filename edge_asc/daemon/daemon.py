@@ -50,8 +50,9 @@ class Daemon:
     def __init__(self, config: DaemonConfig, encoder, index, source: Source, notifier: Notifier | None = None) -> None:
         self.config = config
         self.meta = encoder.meta
-        self.labels = tuple(encoder.meta.labels)
+        self.labels = tuple(index.labels)  # the model's, then enrolled places (and unknown): runtime.search
         self.rate = encoder.meta.feature_config.sample_rate
+        self.searcher = index if hasattr(index, "origin") else None  # items' origins, for the scene evidence
         dc = config.decision
         self.policy = DecisionPolicy(len(self.labels), dc.k, dc.mode, dc.tie_break)
         self.pipeline = Pipeline(encoder, index, self.policy, dc.neighbours)
@@ -89,6 +90,8 @@ class Daemon:
             sample_rate=self.rate,
             model_sha256=self.meta.sha256,
             model_version=self.meta.version,
+            enrolled=tuple(self.searcher.enrolled.labels) if self.searcher is not None else (),
+            enrolled_only=bool(self.searcher is not None and self.searcher.enrolled_only),
         )
 
     def _on_request(self, request: Request):
@@ -300,4 +303,4 @@ class Daemon:
             if self.server.has_subscribers("segment"):
                 publish(segment_event(seg, self.labels, self.rate))
             if decision is not None:
-                publish(scene_event(decision, self.labels, self.rate))
+                publish(scene_event(decision, self.labels, self.rate, searcher=self.searcher))

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import time
 
-from edge_asc.protocol.messages import Neighbour, Scene, Segment
+from edge_asc.contract import UNKNOWN_LABEL
+from edge_asc.protocol.messages import Evidence, Neighbour, Scene, Segment, Unknown
 from edge_asc.runtime.decision import Decision
 from edge_asc.runtime.pipeline import STAGES, SegmentResult
 
 
-def scene_event(decision: Decision, labels: tuple[str, ...], sample_rate: int, now_mono: float | None = None):
-    """protocol.Scene of a decision; latency_ms runs from the last sample entering the ring to now."""
+def explain(decision: Decision, labels: tuple[str, ...], searcher) -> tuple[tuple[Evidence, ...], Unknown | None]:
+    """The decision's evidence with each item's origin (``searcher``: runtime.search.Searcher), and for an
+    ``unknown`` decision the nearest enrolled place, its distance and threshold."""
+    if searcher is None or not decision.evidence:
+        return (), None
+    found = []
+    for item, distance in decision.evidence:
+        o = searcher.origin(item)
+        found.append(Evidence(o.label, distance, o.kind, o.recording, o.offset_s, o.enrolment, o.enrolled_at, o.source))
+    unknown = None
+    if labels[decision.label] == UNKNOWN_LABEL:
+        item, distance = decision.evidence[0]
+        o = searcher.origin(item)
+        unknown = Unknown(o.label, distance, o.threshold if o.threshold is not None else 0.0)
+    return tuple(found), unknown
+
+
+def scene_event(decision: Decision, labels: tuple[str, ...], sample_rate: int, now_mono: float | None = None, searcher=None):
+    """protocol.Scene of a decision; latency_ms runs from the last sample entering the ring to now. With
+    ``searcher`` (the index searched), the decision carries its evidence."""
     now_mono = time.monotonic() if now_mono is None else now_mono
+    evidence, unknown = explain(decision, labels, searcher)
     return Scene(
         label=labels[decision.label],
         confidence=decision.confidence,
@@ -23,6 +43,8 @@ def scene_event(decision: Decision, labels: tuple[str, ...], sample_rate: int, n
         wall_time=time.time(),
         latency_ms=(now_mono - decision.ready) * 1000.0,
         segment_index=decision.last_segment,
+        evidence=evidence,
+        unknown=unknown,
     )
 
 

@@ -34,6 +34,7 @@ from edge_asc.evaluation.results import Report, build_report
 from edge_asc.evaluation.runner import run_tasks
 from edge_asc.evaluation.units import units_sha256
 from edge_asc.training.config import TrainConfig
+from edge_asc.training.feature_cache import FeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,18 @@ def _log_plan(ctx: Context, tasks: list[Task]) -> None:
 
 
 def run_evaluation(
-    data: str | Path, out: str | Path, config: EvalConfig, train_config: TrainConfig, command: str = "", layout: str = "auto"
+    data: str | Path, out: str | Path, config: EvalConfig, train_config: TrainConfig, command: str = "", layout: str = "auto",
+    cache: FeatureCache | None = None,
 ) -> Report:
-    """Run (or resume) every task, aggregate the units and write the report into ``out``. Returns the report."""
+    """Run (or resume) every task, aggregate the units and write the report into ``out``. Returns the report.
+
+    ``cache``: the feature cache (clean features and augmentation draws); None: ``FeatureCache.open()``, the
+    default directory ($EDGE_ASC_CACHE, $XDG_CACHE_HOME/edge-asc/features, ~/.cache/edge-asc/features).
+    """
 
     t_start = time.perf_counter()
     out = Path(out)
-    ctx = prepare(data, out, config, train_config, layout)
+    ctx = prepare(data, out, config, train_config, layout, cache if cache is not None else FeatureCache.open())
     tasks = plan_tasks(config, ctx.n_classes, len(ctx.folds[GROUPED]), train_config.epochs)
     _log_plan(ctx, tasks)
     units = run_tasks(ctx, tasks)

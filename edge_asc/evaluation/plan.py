@@ -18,10 +18,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from edge_asc.contract import file_sha256
-from edge_asc.dsp.features import FeatureExtractor
 from edge_asc.evaluation.config import CLASSES, GROUPED, LEAKY, NO_LEARNING, PRIMARY, SOFTMAX, EvalConfig
 from edge_asc.training.config import TrainConfig
-from edge_asc.training.datasets import Dataset, Fold, SegmentSet, extract_segments, load_dataset, load_scene_audio
+from edge_asc.training.datasets import Dataset, Fold, SegmentSet, load_dataset
+from edge_asc.training.extract import cached_segments
+from edge_asc.training.feature_cache import FeatureCache
 from edge_asc.training.splits import default_folds, random_scene_split
 
 log = logging.getLogger(__name__)
@@ -107,11 +108,11 @@ def without_empty_scenes(folds: Mapping[str, Sequence[Fold]], segment_scene: np.
 
 @dataclass(eq=False)
 class Context:
-    """What every task reads: the data in memory, the folds and the settings (inherited by worker processes)."""
+    """What every task reads: the data, the folds and the settings (inherited by worker processes)."""
 
     dataset: Dataset
-    audio: list[np.ndarray]  # (n_samples,) float32 per scene, in Dataset.scenes order
-    segments: SegmentSet  # of every scene
+    cache: FeatureCache  # clean features and augmentation draws (shared by the methods of a task and by the jobs)
+    segments: SegmentSet  # clean features of every scene (from the cache)
     folds: dict[str, list[Fold]]  # protocol -> its folds
     config: EvalConfig
     train_config: TrainConfig  # the trainer's settings (variant, epochs and seed set per unit)
@@ -169,8 +170,10 @@ def dataset_sha256(dataset: Dataset) -> tuple[str, int]:
     return hashlib.sha256("".join(sorted(lines, key=lambda l: l[66:])).encode()).hexdigest(), len(lines)
 
 
-def prepare(data: str | Path, out: str | Path, config: EvalConfig, train_config: TrainConfig, layout: str = "auto") -> Context:
-    """Load the dataset, its audio and every segment's features, and make the folds (creates ``out/units``)."""
+def prepare(data: str | Path, out: str | Path, config: EvalConfig, train_config: TrainConfig, layout: str = "auto",
+            cache: FeatureCache | None = None) -> Context:
+    """Load the dataset and every segment's clean features (through ``cache``, extracted in ``config.jobs`` processes;
+    None: an in-memory cache), and make the folds (creates ``out/units``)."""
     out = Path(out)
     fc = train_config.features
     dataset = load_dataset(data, layout=layout, chunk_seconds=config.chunk_seconds, sample_rate=fc.sample_rate, segment_seconds=fc.segment_seconds)
@@ -179,8 +182,8 @@ def prepare(data: str | Path, out: str | Path, config: EvalConfig, train_config:
     work_dir.mkdir(parents=True, exist_ok=True)
     data_sha, n_files = dataset_sha256(dataset)
     log.info("data %s: sha256 %s over %d files", dataset.root, data_sha, n_files)
-    audio = load_scene_audio(dataset)
-    segments = extract_segments(dataset, FeatureExtractor(fc), audio=audio)
+    cache = cache if cache is not None else FeatureCache.disabled()
+    segments = cached_segments(dataset, None, cache, fc, workers=config.jobs)
     folds = {GROUPED: default_folds(dataset, config.folds, config.split_seed)}
     if config.leaky:
         folds[LEAKY] = [random_scene_split(dataset, config.leaky_test_fraction, config.split_seed)]
@@ -193,5 +196,5 @@ def prepare(data: str | Path, out: str | Path, config: EvalConfig, train_config:
     for fold in folds[GROUPED]:
         if fold.leaky:
             log.warning("%s puts recordings on both sides; its results are marked leaky", fold.name)
-    return Context(dataset, audio, segments, folds, config, train_config, data_sha, n_files, units_dir, work_dir,
+    return Context(dataset, cache, segments, folds, config, train_config, data_sha, n_files, units_dir, work_dir,
                    tuple(int(i) for i in undecidable))

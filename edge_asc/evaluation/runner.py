@@ -9,62 +9,35 @@ its ``n`` nearest neighbours. Finished units are read from the cache instead (un
 from __future__ import annotations
 
 import logging
+import os
 import time
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from edge_asc.evaluation.config import NO_LEARNING, SOFTMAX, SOFTMAX_HEAD, SOFTMAX_NN
 from edge_asc.evaluation.plan import Context, Task, TaskData, task_cost, task_data
 from edge_asc.evaluation.scoring import HEAD_RULE, RuleResult, decide, neighbour_rules
-from edge_asc.evaluation.units import AUGMENTATION, TrainingInfo, Unit, fingerprint, read_unit, unit_path, unit_train_config, write_unit
-from edge_asc.training.batches import SceneSource, Segments
-from edge_asc.training.config import TrainConfig
+from edge_asc.evaluation.units import TrainingInfo, Unit, fingerprint, read_unit, unit_path, unit_train_config, write_unit
+from edge_asc.training.batches import SceneSource, scene_refs
 from edge_asc.training.datasets import SegmentSet
 
 log = logging.getLogger(__name__)
 
 
-class SharedAugmentation:
-    """Each epoch's augmented training features, drawn once per task and replayed to every model of the task.
+def task_source(ctx: Context, task: Task, data: TaskData, train_labels: np.ndarray) -> SceneSource:
+    """The training scenes of a task, as every method of the task trains on them.
 
-    The variants of a (fold, seed) therefore train on identical augmented data (a paired comparison), and the
-    augmentation and feature extraction, most of an epoch's cost, is paid once instead of once per variant.
-    The draws come from their own generator seeded by the task's seed.
+    Their augmentation draws depend only on (the task's seed, the epoch, the scene and its partner), so the
+    methods of a (fold, seed) train on identical augmented data (a paired comparison), and the feature cache
+    (``ctx.cache``) computes each draw once: for the first method, and for every later method, resumed run or
+    other job reading the same cache directory, it is read back. Extraction runs in this process when the
+    evaluation runs several jobs, else in a pool of one process per CPU.
     """
-
-    def __init__(self, train_config: TrainConfig, audio: Sequence[np.ndarray], labels: np.ndarray, recordings: np.ndarray, seed: int) -> None:
-        self.source = SceneSource(train_config, audio, labels, recordings)
-        self.rng = np.random.default_rng([seed, 0xA06])
-        self.epochs: list[Segments] = []  # per epoch what SceneSource.epoch returns
-
-    def replay(self) -> "_Replay":
-        """A fresh training source that hands out epoch 1, 2, ... of the shared draws."""
-        return _Replay(self)
-
-    def epoch(self, i: int) -> Segments:
-        while len(self.epochs) <= i:
-            self.epochs.append(self.source.epoch(self.rng))
-        return self.epochs[i]
-
-
-class _Replay:
-    """The training-source interface of ``train.fit`` (clean, epoch, fingerprint) over a SharedAugmentation."""
-
-    def __init__(self, shared: SharedAugmentation) -> None:
-        self.shared = shared
-        self.done = 0
-
-    def clean(self) -> Segments:
-        return self.shared.source.clean()
-
-    def epoch(self, rng: np.random.Generator) -> Segments:  # the trainer's rng is not used here
-        out = self.shared.epoch(self.done)
-        self.done += 1
-        return out
-
-    def fingerprint(self) -> dict[str, Any]:
-        return self.shared.source.fingerprint() | {"augmentation": AUGMENTATION}
+    config = unit_train_config(ctx.train_config, task, task.methods[0], threads=1)  # seed, augmentation, features
+    recordings = ctx.dataset.scene_recordings()[data.train_scenes]
+    workers = 1 if ctx.config.jobs > 1 else (os.cpu_count() or 1)
+    return SceneSource(config, scene_refs(ctx.dataset, data.train_scenes), train_labels, recordings, ctx.cache, workers)
 
 
 def evaluate_no_learning(ctx: Context, train: SegmentSet, y_train: np.ndarray, test: SegmentSet, y_test: np.ndarray, n_classes: int) -> list[RuleResult]:
@@ -78,7 +51,7 @@ def evaluate_no_learning(ctx: Context, train: SegmentSet, y_train: np.ndarray, t
 
 
 def evaluate_model(
-    ctx: Context, task: Task, method: str, shared: SharedAugmentation, label_names: Sequence[str],
+    ctx: Context, task: Task, method: str, source: SceneSource, label_names: Sequence[str],
     train: SegmentSet, y_train: np.ndarray, test: SegmentSet, y_test: np.ndarray,
 ) -> tuple[list[RuleResult], TrainingInfo]:
     """Train ``method`` on the task's scenes, export it, index the training segments, decide the test scenes."""
@@ -93,7 +66,7 @@ def evaluate_model(
     n_classes = len(label_names)
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
-    trained = fit(unit_train_config(ctx.train_config, task, method, cfg.threads), shared.replay(), label_names, progress=False)
+    trained = fit(unit_train_config(ctx.train_config, task, method, cfg.threads), source, label_names, progress=False)
     train_s = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -162,17 +135,15 @@ def run_task(ctx: Context, task: Task) -> list[Unit]:
     train, test = ctx.segments.of_scenes(data.train_scenes), ctx.segments.of_scenes(data.test_scenes)
     y_train, y_test = data.class_map[train.labels], data.class_map[test.labels]
     n_classes = len(data.label_names)
-    shared = None
+    source = None
     for method, fp in todo:
         t0 = time.perf_counter()
         info = None
         if method == NO_LEARNING:
             results = evaluate_no_learning(ctx, train, y_train, test, y_test, n_classes)
         else:
-            if shared is None:
-                recordings = ctx.dataset.scene_recordings()[data.train_scenes]
-                shared = SharedAugmentation(ctx.train_config, [ctx.audio[i] for i in data.train_scenes], train_labels, recordings, task.seed)
-            results, info = evaluate_model(ctx, task, method, shared, data.label_names, train, y_train, test, y_test)
+            source = source or task_source(ctx, task, data, train_labels)
+            results, info = evaluate_model(ctx, task, method, source, data.label_names, train, y_train, test, y_test)
         unit = _new_unit(ctx, task, method, data, train, test, fp, time.perf_counter() - t0, info, results)
         write_unit(ctx.units_dir, unit)
         first = results[0]  # the first neighbour count of the method's own row

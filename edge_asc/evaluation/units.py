@@ -31,7 +31,10 @@ from edge_asc.training.config import TrainConfig
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # of a unit's JSON and of report.json
-AUGMENTATION = "shared per task"  # the variants of a task train on the same augmented epochs (runner.SharedAugmentation)
+# The variants of a task train on the same augmented epochs: draw e of a scene is a pure function of (seed, e,
+# the scene, its partner) (training/streams.py), shared through the feature cache. Changed from "shared per task"
+# (0.1.0: one generator per task, consumed in sequence) when the draws became counter-based.
+AUGMENTATION = "counter-based draws, shared through the feature cache"
 
 
 @dataclass(frozen=True)

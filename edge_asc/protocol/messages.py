@@ -61,6 +61,30 @@ class Neighbour(Record):
     distance: float
 
 
+@dataclass(frozen=True)
+class Evidence(Record):
+    """A nearest item behind a decision: its label, distance and where it came from (``origin``: ``model``,
+    a training recording and the offset in it, or ``enrolled``, an enrolment, its time and source)."""
+
+    label: str
+    distance: float  # squared L2, as in the index
+    origin: str  # "model" | "enrolled"
+    recording: str | None = None
+    offset_s: float | None = None
+    enrolment: str | None = None
+    enrolled_at: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Unknown(Record):
+    """Why a decision is ``unknown``: the nearest enrolled place, how far it was and its threshold."""
+
+    nearest: str
+    distance: float
+    threshold: float
+
+
 # --- messages: a registry per family ---------------------------------------------------------------
 
 
@@ -187,6 +211,8 @@ class Hello(Event):
     model_sha256: str
     model_version: str
     events_available: tuple[str, ...] = STREAM_EVENTS
+    enrolled: tuple[str, ...] = ()  # enrolled places (labels); added in version 1
+    enrolled_only: bool = False  # only enrolled places are candidates; ``unknown`` is a label
 
     def _check(self) -> None:
         _check_reported_k(self.type, self.k)
@@ -208,6 +234,8 @@ class Scene(Event):
     wall_time: float  # unix seconds when the decision was made
     latency_ms: float  # processing time from the last sample to the decision
     segment_index: int  # index of the decision's last segment
+    evidence: tuple[Evidence, ...] = ()  # nearest items behind ``label``, nearest first (added in version 1)
+    unknown: Unknown | None = None  # ``label`` is unknown: the nearest place and its threshold
 
     def _check(self) -> None:
         _check_reported_k(self.type, self.k)

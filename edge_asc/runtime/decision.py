@@ -8,7 +8,8 @@ Modes:
 Tie-break (``distance``, the default): among the labels with the most votes, the one whose votes have
 the smallest summed distance to their nearest neighbours wins; if that is also equal, the label that
 comes first in the model's label list. ``label_order`` skips the distance step. Confidence is the
-winner's share of the k votes. The same vote (``vote``) turns a segment's n nearest neighbours into
+winner's share of the k votes. Evidence: the EVIDENCE_ITEMS nearest items (id, distance) among the votes
+for the winner, which the scene event turns into neighbours with their origin. The same vote (``vote``) turns a segment's n nearest neighbours into
 the segment's label when more than one neighbour is asked for.
 
 k and mode can be changed while running (``set``, ``set_k``, ``set_mode``, from any thread): the change
@@ -27,6 +28,7 @@ import numpy as np
 MODES = ("window", "sliding")
 TIE_BREAKS = ("distance", "label_order")
 MAX_K = 100  # the longest vote the daemon accepts (30 s of audio)
+EVIDENCE_ITEMS = 3  # nearest items a decision reports for its label
 
 
 def vote(labels: np.ndarray, distances: np.ndarray, n_labels: int, tie_break: str = "distance") -> tuple[int, np.ndarray]:
@@ -50,6 +52,7 @@ class Vote:
     start: int  # stream sample of the segment's first sample (model rate)
     end: int  # stream sample after its last sample
     ready: float  # monotonic time its last sample entered the ring buffer
+    item: int = -1  # the index item behind the label (its nearest with that label); -1: not known
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,16 @@ class Decision:
     start: int  # stream sample of the first sample used
     end: int  # stream sample after the last sample used
     ready: float  # monotonic time the last sample of the last segment entered the ring buffer
+    evidence: tuple[tuple[int, float], ...] = ()  # (item, distance) nearest first, from the votes for ``label``
+
+
+def evidence(used: list[Vote], label: int) -> tuple[tuple[int, float], ...]:
+    """The EVIDENCE_ITEMS nearest distinct items among the votes for ``label``."""
+    best: dict[int, float] = {}
+    for u in used:
+        if u.label == label and u.item >= 0 and u.distance < best.get(u.item, float("inf")):
+            best[u.item] = u.distance
+    return tuple(sorted(best.items(), key=lambda kv: kv[1])[:EVIDENCE_ITEMS])
 
 
 class DecisionPolicy:
@@ -155,6 +168,7 @@ class DecisionPolicy:
             start=used[0].start,
             end=used[-1].end,
             ready=used[-1].ready,
+            evidence=evidence(used, label),
         )
 
 

@@ -142,6 +142,11 @@ class SegmentIndex:
         """(N,) recording id of every item."""
         return self._recording_table[self._recording]
 
+    def item_source(self, item: int) -> tuple[str, str, int]:
+        """(recording id, scene id, segment position in the scene) of one item."""
+        item = int(item)
+        return str(self._recording_table[self._recording[item]]), str(self._scene_table[self._scene[item]]), int(self.positions[item])
+
     def vectors(self, ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """(n, D) float32 stored embeddings of the given item ids (all items when None)."""
         ids = np.arange(len(self)) if ids is None else np.asarray(ids, dtype=np.int64)

@@ -43,6 +43,8 @@ class SegmentResult:
     distance: float  # to the nearest neighbour with that label
     neighbour_labels: tuple[int, ...]  # the n nearest neighbours, nearest first
     neighbour_distances: tuple[float, ...]
+    neighbour_ids: tuple[int, ...]  # item ids in the index searched (edge_asc.runtime.search.Searcher.origin)
+    item: int  # the nearest neighbour with the segment's label
     start: int  # stream sample of the segment's first sample (model rate)
     end: int  # stream sample after its last sample
     ready: float  # monotonic time its last sample entered the ring buffer
@@ -115,7 +117,7 @@ class Pipeline:
         self.index = index
         self.policy = policy
         self.neighbours = neighbours
-        self.labels: tuple[str, ...] = tuple(encoder.meta.labels)
+        self.labels: tuple[str, ...] = tuple(index.labels)  # the model's, then enrolled ones (runtime.search)
         self.feature_config = cfg = encoder.meta.feature_config
         self.sample_rate = cfg.sample_rate
         self.extractor = FeatureExtractor(cfg)
@@ -148,7 +150,7 @@ class Pipeline:
         ready = time.monotonic() if ready is None else ready
         for i, x in self.segmenter.push(block):
             seg = self.process_segment(self._index_offset + i, x, ready)
-            yield seg, self.policy.push(Vote(seg.index, seg.label, seg.distance, seg.start, seg.end, seg.ready))
+            yield seg, self.policy.push(Vote(seg.index, seg.label, seg.distance, seg.start, seg.end, seg.ready, seg.item))
 
     def process_segment(self, index: int, x: np.ndarray, ready: float) -> SegmentResult:
         """x: (context_samples + segment_samples,) -> the segment's label, distance and neighbours."""
@@ -157,14 +159,14 @@ class Pipeline:
         t1 = time.perf_counter()
         emb = self.encoder.embed(self._batch)  # (1, D)
         t2 = time.perf_counter()
-        labels, distances, _ids = self.index.query(emb, self.neighbours)  # (1, n) each
+        labels, distances, ids = self.index.query(emb, self.neighbours)  # (1, n) each
         t3 = time.perf_counter()
-        labels, distances = labels[0], distances[0]
+        labels, distances, ids = labels[0], distances[0], ids[0]
         if self.neighbours == 1:
-            label, distance = int(labels[0]), float(distances[0])
+            label, nearest = int(labels[0]), 0
         else:
             label, _ = vote(labels, distances.astype(np.float64), len(self.labels), self.policy.tie_break)
-            distance = float(distances[np.argmax(labels == label)])  # nearest neighbour with that label
+            nearest = int(np.argmax(labels == label))  # nearest neighbour with that label
         times = (t1 - t0, t2 - t1, t3 - t2, t3 - t0)
         self.times.add(times)
         seg_len = self.feature_config.segment_samples
@@ -172,9 +174,11 @@ class Pipeline:
         return SegmentResult(
             index=index,
             label=label,
-            distance=distance,
+            distance=float(distances[nearest]),
             neighbour_labels=tuple(int(v) for v in labels),
             neighbour_distances=tuple(float(v) for v in distances),
+            neighbour_ids=tuple(int(v) for v in ids),
+            item=int(ids[nearest]),
             start=start,
             end=start + seg_len,
             ready=ready,
@@ -182,16 +186,24 @@ class Pipeline:
         )
 
 
-def load_artifacts(model_path: str | Path, index_path: str | Path, threads: int = 1, ef: int | None = None):
-    """The encoder and the index that matches it (raises ArtifactError / ArtifactMismatch naming the fault)."""
+def load_artifacts(
+    model_path: str | Path, index_path: str | Path, threads: int = 1, ef: int | None = None,
+    enrolled_path: str | Path | None = None, enrolled_only: bool = False, unknown_threshold: float | None = None,
+):
+    """The encoder and the index that matches it, with the enrolled places at ``enrolled_path`` (if any)
+    searched beside it (runtime.search.Searcher); raises ArtifactError / ArtifactMismatch naming the fault,
+    ValueError when ``enrolled_only`` finds no enrolled place."""
     from edge_asc.runtime.encoder import Encoder
+    from edge_asc.runtime.enrolled import EnrolledSet
     from edge_asc.runtime.index import SegmentIndex
+    from edge_asc.runtime.search import Searcher
 
     encoder = Encoder(model_path, threads=threads)
     index = SegmentIndex.load(index_path, encoder.meta)
     if ef is not None:
         index.set_ef(ef)
-    return encoder, index
+    enrolled = EnrolledSet.load_or_empty(enrolled_path, encoder.meta) if enrolled_path is not None else None
+    return encoder, Searcher(index, enrolled, enrolled_only, unknown_threshold)
 
 
 def classify_stream(pipeline: Pipeline, blocks: Iterator[np.ndarray]) -> Iterator[tuple[SegmentResult, Decision | None]]:

@@ -11,14 +11,20 @@ is redrawn with:
   (another mixture of the same kind of sources),
 * a random time shift of the 300 ms segment grid (other segment boundaries).
 
-Everything is drawn from the ``numpy.random.Generator`` passed in, so a seeded run is reproducible.
+Everything is drawn from the ``numpy.random.Generator`` passed in. Training draws are counter-based
+(training/streams.py): draw d of a scene uses ``stream_rng(seed, AUGMENT_STREAM, d, scene_key)`` and the
+mixing partners of draw d ``stream_rng(seed, PARTNER_STREAM, d)`` over the training scenes, so any draw of
+any scene can be computed alone, in any process, in any order, and cached (training/extract.py).
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from edge_asc.training.config import AugmentConfig
+from edge_asc.training.streams import AUGMENT_STREAM, PARTNER_STREAM, stream_rng
 
 EQ_FMIN_HZ = 50.0  # lowest centre of a random EQ band
 EQ_REF_HZ = 1000.0  # the tilt pivots here
@@ -109,14 +115,21 @@ class Augmenter:
             x = random_shift(x, rng, self.segment_samples)
         return x
 
-    def epoch(
-        self, audio: list[np.ndarray], labels: np.ndarray, recordings: np.ndarray, rng: np.random.Generator
+    def draw_partners(self, labels: np.ndarray, recordings: np.ndarray, seed: int, draw: int) -> np.ndarray:
+        """The mixing partners of draw ``draw`` over these scenes (-1: none; all -1 when mixing is off)."""
+        if not self.config.enabled or self.config.mix_prob <= 0:
+            return np.full(np.asarray(labels).shape[0], -1, dtype=np.int64)
+        return self.partners(np.asarray(labels), np.asarray(recordings), stream_rng(seed, PARTNER_STREAM, draw))
+
+    def draw(
+        self, audio: Sequence[np.ndarray], labels: np.ndarray, recordings: np.ndarray, seed: int, draw: int, scene_keys: Sequence[int]
     ) -> list[np.ndarray]:
-        """Augmented copies of all scenes (the inputs are not modified)."""
+        """Draw ``draw`` of every scene in memory (the inputs are not modified); ``scene_keys``: each scene's
+        stable integer (SceneRef.seed_key). Scene i is what an extraction worker computes for it alone."""
         if not self.config.enabled:
             return list(audio)
-        partner = self.partners(np.asarray(labels), np.asarray(recordings), rng)
-        use_mix = self.config.mix_prob > 0
+        partner = self.draw_partners(labels, recordings, seed, draw)
         return [
-            self.scene(x, audio[j] if (use_mix and j >= 0) else None, rng) for x, j in zip(audio, partner)
+            self.scene(x, audio[j] if j >= 0 else None, stream_rng(seed, AUGMENT_STREAM, draw, key))
+            for x, j, key in zip(audio, partner, scene_keys)
         ]

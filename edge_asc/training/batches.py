@@ -1,9 +1,12 @@
-"""What one epoch trains on: the segments (from scene waveforms, augmented afresh, or fixed features),
+"""What one epoch trains on: the segments (from scenes, augmented afresh each epoch, or fixed features),
 the input normalisation, and the class-balanced batches that triplet mining draws from.
 
 A source has ``clean()`` (the un-augmented segments: the normalisation is computed on them),
-``epoch(rng)`` (this epoch's segments) and ``fingerprint()`` (what it is, so a resumed run can refuse
-other data); ``clean`` and ``epoch`` return ``(features (N, 20, 52) float32, labels (N,) int64)``.
+``epoch(epoch)`` (that epoch's segments) and ``fingerprint()`` (what it is, so a resumed run can refuse
+other data); ``clean`` and ``epoch`` return ``(features, labels (N,) int64)`` where features is an
+(N, 20, 52) float32 array or a ``SegmentStore`` (the same rows, gathered from memory-mapped cache entries
+when indexed: ``x[idx]`` with idx (B,) gives (B, 20, 52) float32; the epoch is never concatenated in RAM).
+``SceneSource.prepare(draws)`` fills the feature cache for the clean features and those draws, in parallel.
 """
 
 from __future__ import annotations
@@ -14,50 +17,147 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_asc.dsp.features import FeatureExtractor
 from edge_asc.training.augment import Augmenter
 from edge_asc.training.config import TrainConfig
+from edge_asc.training.extract import Job, entries, fill
+from edge_asc.training.feature_cache import FeatureCache, clean_key, draw_key
+from edge_asc.training.scenes import SceneRef, scene_refs
 
-Segments = tuple[np.ndarray, np.ndarray]  # (N, 20, 52) float32 features, (N,) int64 labels
+__all__ = ["SceneRef", "scene_refs", "SegmentStore", "SceneSource", "SegmentSource", "Segments", "normalization", "class_balanced_batches"]
+
+
+class SegmentStore:
+    """The rows of several (n_i, frames, features) arrays (memory-mapped cache entries) seen as one (N, ...) array.
+
+    Indexing with a (B,) int array (or a boolean mask, a slice, an int) gathers those rows into a new array;
+    nothing else is read.
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, parts: Sequence[np.ndarray], frames: int, n_features: int) -> None:
+        self.parts = list(parts)
+        self.offsets = np.concatenate([[0], np.cumsum([p.shape[0] for p in self.parts], dtype=np.int64)])  # (P + 1,)
+        self.shape = (int(self.offsets[-1]), frames, n_features)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        if isinstance(idx, slice):
+            idx = np.arange(self.shape[0])[idx]
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        rows = idx.reshape(-1).astype(np.int64)
+        rows = np.where(rows < 0, rows + self.shape[0], rows)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.shape[0]):
+            raise IndexError(f"row index out of range for {self.shape[0]} segments")
+        part = np.searchsorted(self.offsets, rows, side="right") - 1  # (B,)
+        local = rows - self.offsets[part]  # (B,)
+        out = np.empty((rows.shape[0],) + self.shape[1:], dtype=np.float32)
+        for p in np.unique(part):
+            sel = part == p
+            out[sel] = self.parts[p][local[sel]]
+        return out.reshape(idx.shape + self.shape[1:])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """Every row in one array (reads the whole store: for small sets and tests)."""
+        out = np.concatenate(self.parts) if self.parts else np.zeros((0,) + self.shape[1:], dtype=np.float32)
+        return out if dtype is None else out.astype(dtype)
+
+
+Segments = tuple[np.ndarray | SegmentStore, np.ndarray]  # (N, 20, 52) float32 features, (N,) int64 labels
 
 
 class SceneSource:
-    """Scene waveforms; each epoch's features come from a fresh augmentation of every scene."""
+    """Scenes (files and cuts, or waveforms); epoch e trains on augmentation draw e of every scene, from the cache.
 
-    def __init__(self, config: TrainConfig, audio: Sequence[np.ndarray], labels: np.ndarray, recordings: np.ndarray) -> None:
-        self.extractor = FeatureExtractor(config.features)
+    ``scenes`` are SceneRefs (``scene_refs(dataset, indices)``, ``SceneRef.from_waveform``); plain waveforms
+    are accepted too (taken as in-memory scenes at the model's rate). Scenes shorter than one segment, and
+    scenes whose audio cannot be decoded, are left out. ``cache`` defaults to an in-memory one.
+    """
+
+    def __init__(self, config: TrainConfig, scenes: Sequence[SceneRef | np.ndarray], labels: np.ndarray, recordings: np.ndarray,
+                 cache: FeatureCache | None = None, workers: int = 1) -> None:
         fc = config.features
-        self.augmenter = Augmenter(config.augment, fc.sample_rate, fc.segment_samples)
-        keep = [i for i, x in enumerate(audio) if x.shape[0] >= fc.segment_samples]
+        refs = [s if isinstance(s, SceneRef) else SceneRef.from_waveform(s, fc.sample_rate) for s in scenes]
+        keep = [i for i, s in enumerate(refs) if s.n_samples >= fc.segment_samples]
         if not keep:
             raise ValueError("no training scene is at least one segment long")
-        self.audio = [np.asarray(audio[i], dtype=np.float32) for i in keep]
+        self.config = config
+        self.scenes = [refs[i] for i in keep]
         self.labels = np.asarray(labels, dtype=np.int64)[keep]
         self.recordings = np.asarray(recordings, dtype=np.int64)[keep]  # the augmentation mixes across recordings
+        self.cache = cache if cache is not None else FeatureCache.disabled()
+        self.workers = max(1, int(workers))
+        self.augmenter = Augmenter(config.augment, fc.sample_rate, fc.segment_samples)
         self._clean: Segments | None = None
+        self._usable: np.ndarray | None = None  # (n,) bool: the scene has at least one clean segment
 
-    def _features(self, audio: list[np.ndarray]) -> Segments:
-        """Features of every segment of each scene in ``audio`` (each scene its own stream)."""
-        feats = [self.extractor.signal_features(x) for x in audio]  # [(n_i, 20, 52)]
-        counts = np.array([f.shape[0] for f in feats])
-        return np.concatenate(feats), np.repeat(self.labels, counts)  # (N, 20, 52), (N,)
+    def _entries(self, jobs: list[Job], what: str) -> list[np.ndarray]:
+        """The cache entries of ``jobs``, computing the missing ones (an undecodable scene: no rows)."""
+        return entries(jobs, self.cache, self.config.features, self.config.augment, self.workers, what)
+
+    def _clean_jobs(self) -> list[Job]:
+        return [Job(clean_key(s.key, self.config.features), s) for s in self.scenes]
+
+    def usable(self) -> np.ndarray:
+        """(n,) bool: scenes with at least one clean segment (the others take no part, as partners neither)."""
+        if self._usable is None:
+            self.clean()
+        return self._usable
+
+    def partners(self, draw: int) -> np.ndarray:
+        """(n,) the mixing partner of every scene in draw ``draw`` (-1: none), chosen among the usable scenes."""
+        use = np.flatnonzero(self.usable())
+        sub = self.augmenter.draw_partners(self.labels[use], self.recordings[use], self.config.seed, draw)  # (m,)
+        partner = np.full(len(self.scenes), -1, dtype=np.int64)
+        partner[use] = np.where(sub >= 0, use[np.maximum(sub, 0)], -1)
+        return partner
+
+    def _draw_jobs(self, draw: int) -> list[Job]:
+        cfg = self.config
+        partner = self.partners(draw)
+        jobs = []
+        for i in np.flatnonzero(self.usable()):
+            s, p = self.scenes[i], (self.scenes[partner[i]] if partner[i] >= 0 else None)
+            key = draw_key(s.key, p.key if p is not None else None, cfg.features, cfg.augment, cfg.seed, draw)
+            jobs.append(Job(key, s, p, draw, cfg.seed))
+        return jobs
+
+    def prepare(self, draws: range) -> None:
+        """Make sure the clean features and the augmentation draws ``draws`` are in the cache (in parallel)."""
+        self.clean()
+        if self.config.augment.enabled:
+            cfg = self.config
+            fill([j for d in draws for j in self._draw_jobs(d)], self.cache, cfg.features, cfg.augment, self.workers, f"augmenting {len(self.scenes)} scenes x {len(draws)} draws")
+
+    def _segments(self, parts: list[np.ndarray], labels: np.ndarray) -> Segments:
+        fc = self.config.features
+        counts = np.array([p.shape[0] for p in parts], dtype=np.int64)
+        return SegmentStore(parts, fc.frames_per_segment, fc.n_features), np.repeat(labels, counts)
 
     def clean(self) -> Segments:
         if self._clean is None:
-            self._clean = self._features(self.audio)
+            parts = self._entries(self._clean_jobs(), f"extracting {len(self.scenes)} scenes")
+            self._usable = np.array([p.shape[0] > 0 for p in parts], dtype=bool)
+            self._clean = self._segments(parts, self.labels)
         return self._clean
 
-    def epoch(self, rng: np.random.Generator) -> Segments:
-        if not self.augmenter.config.enabled:
+    def epoch(self, epoch: int) -> Segments:
+        """Draw ``epoch`` of every usable scene (computed now when not cached); clean() when augmentation is off."""
+        if not self.config.augment.enabled:
             return self.clean()
-        return self._features(self.augmenter.epoch(self.audio, self.labels, self.recordings, rng))
+        parts = self._entries(self._draw_jobs(epoch), f"augmenting {len(self.scenes)} scenes (draw {epoch})")
+        return self._segments(parts, self.labels[self.usable()])
 
     def fingerprint(self) -> dict[str, Any]:
         h = hashlib.sha256(self.labels.tobytes())
-        h.update(np.array([x.shape[0] for x in self.audio], dtype=np.int64).tobytes())
-        for x in self.audio:
-            h.update(x[:: max(1, x.shape[0] // 64)].tobytes())  # a cheap sample of the audio itself
-        return {"kind": "scenes", "scenes": len(self.audio), "sha256": h.hexdigest()}
+        for s in self.scenes:
+            h.update(bytes.fromhex(s.key))  # the content: file bytes and cut, or the samples
+        return {"kind": "scenes", "scenes": len(self.scenes), "sha256": h.hexdigest()}
 
 
 class SegmentSource:
@@ -72,7 +172,10 @@ class SegmentSource:
     def clean(self) -> Segments:
         return self.features, self.labels
 
-    def epoch(self, rng: np.random.Generator) -> Segments:
+    def prepare(self, draws: range) -> None:
+        """Fixed features: nothing to compute."""
+
+    def epoch(self, epoch: int) -> Segments:
         return self.features, self.labels
 
     def fingerprint(self) -> dict[str, Any]:
@@ -81,10 +184,18 @@ class SegmentSource:
         return {"kind": "segments", "segments": int(self.labels.shape[0]), "sha256": h.hexdigest()}
 
 
-def normalization(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and std over every window of the (clean) training segments: (F,), (F,) float32."""
-    flat = features.reshape(-1, features.shape[-1]).astype(np.float64)  # (N * 20, 52)
-    return flat.mean(axis=0).astype(np.float32), flat.std(axis=0).astype(np.float32)
+def normalization(features: np.ndarray | SegmentStore) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std over every window of the (clean) training segments: (F,), (F,) float32.
+
+    A SegmentStore is read one entry at a time (two passes: the mean, then the squared deviations)."""
+    if not isinstance(features, SegmentStore):
+        flat = features.reshape(-1, features.shape[-1]).astype(np.float64)  # (N * 20, 52)
+        return flat.mean(axis=0).astype(np.float32), flat.std(axis=0).astype(np.float32)
+    n = max(1, features.shape[0] * features.shape[1])
+    total = sum((np.asarray(p, dtype=np.float64).reshape(-1, features.shape[2]).sum(axis=0) for p in features.parts), np.zeros(features.shape[2]))
+    mean = total / n  # (F,)
+    sq = sum((((np.asarray(p, dtype=np.float64).reshape(-1, features.shape[2]) - mean) ** 2).sum(axis=0) for p in features.parts), np.zeros(features.shape[2]))
+    return mean.astype(np.float32), np.sqrt(sq / n).astype(np.float32)
 
 
 def class_balanced_batches(labels: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> list[np.ndarray]:

@@ -13,10 +13,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from edge_asc.contract import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, ModelMeta
-from edge_asc.dsp.features import FeatureExtractor
 from edge_asc.runtime.index import SegmentIndex, embed_features
 from edge_asc.runtime.select import select_per_label
-from edge_asc.training.datasets import extract_segments
+from edge_asc.training.extract import cached_segments
+from edge_asc.training.feature_cache import FeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +56,17 @@ def _file_groups(dataset: Any, indices: Sequence[int], scenes_per_group: int) ->
 
 
 def _embed_scenes(
-    encoder: Any, dataset: Any, indices: list[int], to_model: np.ndarray, batch_size: int, scenes_per_group: int
+    encoder: Any, dataset: Any, indices: list[int], to_model: np.ndarray, batch_size: int, scenes_per_group: int,
+    cache: FeatureCache, workers: int,
 ) -> tuple[np.ndarray, ...]:
     """Every segment of the scenes at ``indices``: embeddings (N, D), model class ids, scene ids, recording ids
-    and positions (N,) each; files are decoded a group at a time and only embeddings are kept."""
+    and positions (N,) each; clean features come from ``cache`` a group of files at a time, only embeddings are kept."""
     scene_names = np.array([s.scene_id for s in dataset.scenes])
     recording_names = np.array(dataset.recording_ids)
-    extractor = FeatureExtractor(encoder.meta.feature_config)
     parts: dict[str, list[np.ndarray]] = {"emb": [], "label": [], "scene": [], "recording": [], "position": []}
     done = 0
     for group in _file_groups(dataset, indices, scenes_per_group):
-        segs = extract_segments(dataset, extractor, group)  # features (n, frames, n_features)
+        segs = cached_segments(dataset, group, cache, encoder.meta.feature_config, workers)  # features (n, frames, n_features)
         parts["emb"].append(embed_features(encoder, segs.features, batch_size))  # (n, D)
         parts["label"].append(to_model[segs.labels])
         parts["scene"].append(scene_names[segs.scene])
@@ -90,13 +90,16 @@ def build_index_from_dataset(
     batch_size: int = 512,
     threads: int = 1,
     scenes_per_group: int = 64,
+    cache: FeatureCache | None = None,
+    workers: int = 1,
 ) -> SegmentIndex:
     """Embed every 300 ms segment of the given scenes (all when None) with the ONNX ``encoder``
     (an ``edge_asc.runtime.encoder.Encoder``) and index them.
 
-    Features come from ``FeatureExtractor(encoder.meta.feature_config)`` through
-    ``datasets.extract_segments``, so the items are what the daemon computes for the same audio. Files are
-    decoded a group at a time; only embeddings are kept. ``max_items_per_label`` keeps at most that many
+    Features are the clean features of ``FeatureExtractor(encoder.meta.feature_config)``, read from the
+    feature ``cache`` (a training run's, when it used the same settings; None: in memory only) or extracted
+    in ``workers`` processes, so the items are what the daemon computes for the same audio. Scenes are taken
+    a group of files at a time; only embeddings are kept. ``max_items_per_label`` keeps at most that many
     items per label (round-robin over recordings, see ``select_per_label``) before the graph is built.
     """
     meta: ModelMeta = encoder.meta
@@ -113,7 +116,9 @@ def build_index_from_dataset(
     if unknown:
         raise ValueError(f"dataset {dataset.root} has labels the encoder {meta.path} was not trained on: {', '.join(unknown)}")
     to_model = np.array([model_label.get(name, -1) for name in dataset.labels], dtype=np.int64)  # dataset -> model class id
-    emb, labels, scenes, recordings, positions = _embed_scenes(encoder, dataset, indices, to_model, batch_size, scenes_per_group)
+    emb, labels, scenes, recordings, positions = _embed_scenes(
+        encoder, dataset, indices, to_model, batch_size, scenes_per_group, cache if cache is not None else FeatureCache.disabled(), workers
+    )
     if emb.shape[0] == 0:
         raise ValueError(f"dataset {dataset.root}: the selected scenes hold no complete segment")
     info: dict[str, Any] = {

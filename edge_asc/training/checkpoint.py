@@ -3,9 +3,11 @@ and deciding whether a run may resume from it.
 
 A checkpoint (format 1) is a ``torch.save``d dict: ``model`` (state_dict), ``optimizer``, ``epoch``,
 ``train_config`` (``to_dict`` of the TrainConfig), ``model_config`` (the model settings plus the network's
-sizes ``n_features``, ``n_frames``, ``n_classes``), ``labels``, ``features``, ``normalization``, ``rng``
-(every generator's state), ``history`` (``EpochRecord.to_dict`` per epoch), ``data`` (what it was trained
-on) and ``version``.
+sizes ``n_features``, ``n_frames``, ``n_classes``), ``labels``, ``features``, ``normalization``, ``history``
+(``EpochRecord.to_dict`` per epoch), ``data`` (what it was trained on), ``world_size`` (the training
+processes it was trained with; resumes on any number) and ``version``. No generator state: every random
+choice of training is a function of (seed, epoch, rank) (training/streams.py). Checkpoints of 0.1.0 also
+hold ``rng`` (their generators' states) and no ``world_size`` (1): they load and resume, the states unused.
 
 Checkpoints of earlier versions record options this version no longer has (``REMOVED_OPTIONS``): one
 with each at the value that left training as it is now loads; any other value is refused, naming it.
@@ -14,7 +16,6 @@ with each at the value that left training as it is now loads; any other value is
 from __future__ import annotations
 
 import copy
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class TrainedModel:
     # the settings as recorded when it was trained (to_dict of a TrainConfig; a checkpoint's own record when
     # loaded, which for an earlier version's checkpoint also names its removed options at their neutral values)
     recorded: dict[str, Any] | None = None
+    world_size: int = 1  # the training processes (ranks) it was trained with
 
     @property
     def model_config(self) -> ModelConfig:
@@ -120,23 +122,10 @@ def checkpoint_path(path: str | Path) -> Path:
     return path / CHECKPOINT_NAME if path.is_dir() else path
 
 
-def rng_states(rng: np.random.Generator, gen: torch.Generator) -> dict[str, Any]:
-    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(), "mining": gen.get_state(), "python": random.getstate()}
-
-
-def set_rng_states(states: dict[str, Any], rng: np.random.Generator, gen: torch.Generator) -> None:
-    rng.bit_generator.state = states["numpy"]
-    torch.set_rng_state(states["torch"])
-    gen.set_state(states["mining"])
-    random.setstate(states["python"])
-
-
 def checkpoint_state(
     trained: TrainedModel,
     normalization: tuple[np.ndarray, np.ndarray],
     optimizer: torch.optim.Optimizer,
-    rng: np.random.Generator,
-    gen: torch.Generator,
 ) -> dict[str, Any]:
     """Everything a checkpoint holds after ``trained.epoch`` epochs (see the module docstring).
 
@@ -154,9 +143,9 @@ def checkpoint_state(
         "labels": list(trained.labels),
         "features": trained.feature_config.to_dict(),
         "normalization": {"mean": mean.tolist(), "std": std.tolist()},
-        "rng": rng_states(rng, gen),
         "history": [record.to_dict() for record in trained.history],
         "data": trained.data,
+        "world_size": trained.world_size,
     }
 
 
@@ -222,12 +211,12 @@ def load_checkpoint(path: str | Path) -> TrainedModel:
     model.eval()
     return TrainedModel(
         model, config, tuple(state["labels"]), int(state["epoch"]), checkpoint_history(state, path), dict(state["data"]), path,
-        recorded=state["train_config"],
+        recorded=state["train_config"], world_size=int(state.get("world_size", 1)),
     )
 
 
-def check_resumable(state: dict[str, Any], config: TrainConfig, labels: tuple[str, ...], data: dict[str, Any], path: Path) -> None:
-    """Refuse to resume into a different run, naming the first difference."""
+def check_settings(state: dict[str, Any], config: TrainConfig, labels: tuple[str, ...], path: Path) -> None:
+    """Refuse to resume with other settings or labels, naming the first difference (before any data is read)."""
     saved = current_settings(state["train_config"], path)
     now = to_dict(config)
     for key in RESUMABLE_CHANGES:
@@ -238,5 +227,10 @@ def check_resumable(state: dict[str, Any], config: TrainConfig, labels: tuple[st
             raise ConfigError(f"{path}: cannot resume: train setting {key!r} was {saved.get(key)!r}, now {now.get(key)!r}")
     if tuple(state["labels"]) != labels:
         raise ConfigError(f"{path}: cannot resume: labels differ (checkpoint {list(state['labels'])}, data {list(labels)})")
+
+
+def check_data(state: dict[str, Any], data: dict[str, Any], path: Path) -> None:
+    """Refuse to resume on other training data (``data``: the source's fingerprint with its counts)."""
     if state["data"] != data:
         raise ConfigError(f"{path}: cannot resume: the training data differ (checkpoint {state['data']}, now {data})")
+

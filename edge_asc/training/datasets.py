@@ -50,6 +50,11 @@ class SceneFile:
     start_s: float  # offset of the chunk in the file (seconds)
     duration_s: float  # chunk length (seconds, at the model's sample rate)
 
+    def cut(self, sample_rate: int) -> tuple[int, int]:
+        """The scene's [start, stop) in samples of the file read at ``sample_rate`` (stop may pass the end by rounding)."""
+        start = int(round(self.start_s * sample_rate))
+        return start, start + int(round(self.duration_s * sample_rate))
+
 
 @dataclass(eq=False)
 class Fold:
@@ -275,9 +280,7 @@ def iter_scene_audio(dataset: Dataset, scene_indices: Sequence[int] | None = Non
                 yield i, np.zeros(0, dtype=np.float32)
             continue
         for i in scene_ids:
-            scene = dataset.scenes[i]
-            start = int(round(scene.start_s * sr))
-            stop = start + int(round(scene.duration_s * sr))
+            start, stop = dataset.scenes[i].cut(sr)
             yield i, audio[start:stop]
 
 

@@ -365,3 +365,26 @@ def test_growing_overflows_are_logged_at_most_once_per_interval(tiny_artifacts, 
         "2 audio overflows since the last report (5 in all)",
     ]
     assert d.status().overflows == 5
+
+
+def test_the_daemon_with_enrolled_only_decides_places_and_unknown_as_classify_does_with_evidence(tiny_artifacts, runtime_env, tmp_path, daemons):
+    art = tiny_artifacts
+    stores = [*_artifact_args(art), "--enrolled", str(tmp_path / "en")]
+    enrolled = _cli(runtime_env, "enroll", "--label", "kitchen", str(art.clips["rain"]), *stores)
+    assert enrolled.returncode == 0, enrolled.stderr
+    clip = art.clips["street_traffic"]
+    offline = _cli(runtime_env, "classify", str(clip), "--json", "--enrolled-only", *stores)
+    expected = [json.loads(line) for line in offline.stdout.splitlines()]
+    assert expected and {e["label"] for e in expected} == {"unknown"}, offline.stdout + offline.stderr
+    config = tmp_path / "config.yaml"
+    config.write_text("audio:\n  realtime: false\nserver:\n  wait_for_client: true\n")
+    d = daemons(tmp_path, runtime_env, ["--config", str(config), "--source", f"file:{clip}", "--enrolled-only", *stores])
+    d.wait_listening()
+    with Client(str(d.socket), timeout=30) as client:
+        hello = client.hello
+        scenes = [e for e in _read_until_closed(client) if isinstance(e, Scene)]
+    assert hello.labels == art.labels + ("kitchen", "unknown") and hello.enrolled == ("kitchen",) and hello.enrolled_only
+    assert [_scene_tuple(s.to_dict()) for s in scenes] == [_scene_tuple(e) for e in expected]
+    assert [s.unknown.to_dict() for s in scenes] == [e["unknown"] for e in expected]
+    assert all(s.unknown.nearest == "kitchen" and s.unknown.distance > s.unknown.threshold for s in scenes)
+    assert d.wait() == 0, d.log()

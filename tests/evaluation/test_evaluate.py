@@ -20,6 +20,7 @@ sf = pytest.importorskip("soundfile")
 
 from edge_asc.evaluation.config import GROUPED, LEAKY, EvalConfig  # noqa: E402
 from edge_asc.evaluation.evaluate import run_evaluation  # noqa: E402
+from edge_asc.training.feature_cache import FeatureCache  # noqa: E402
 from edge_asc.evaluation.scoring import SceneDecisions  # noqa: E402
 
 SR = 16000
@@ -94,7 +95,7 @@ NOTES = "The reading of these numbers for this dataset: hand-written, copied int
 
 def _evaluate(data: Path, out: Path, config: EvalConfig, command: str) -> dict:
     """Run the evaluation; returns report.json as written (the file format), checked against the returned Report."""
-    report = run_evaluation(data, out, config, _tiny_train_config(), command=command)
+    report = run_evaluation(data, out, config, _tiny_train_config(), command=command, cache=FeatureCache.open(out.parent / "features"))
     written = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert written["created"] == report.created and written["timing"]["units"] == report.timing.units
     return written
@@ -232,7 +233,8 @@ def test_rerun_reuses_finished_units_and_recomputes_missing_ones(evaluation, syn
     before, after = report["protocols"][0]["results"], again["protocols"][0]["results"]
     for row in ("nolearn", "softmax-head", "softmax-nn"):
         assert after[row] == before[row]
-    # same seed, same shared augmentation draws: the recomputed unit gives the same decisions
+    # same seed, same augmentation draws (read back from the feature cache): the recomputed unit gives the same decisions
+    assert any((out.parent / "features").glob("??/*.npy"))
     assert after["audio"]["nn1"]["first"]["values"] == pytest.approx(before["audio"]["nn1"]["first"]["values"])
 
 

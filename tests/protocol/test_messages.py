@@ -138,3 +138,20 @@ def test_unknown_event_fields_are_ignored_and_unknown_types_named():
 
 def test_subscribe_drops_repeats_in_order():
     assert Subscribe(["segment", "scene", "segment"]).events == ("segment", "scene")
+
+
+def test_scene_evidence_and_unknown_round_trip_and_a_scene_without_them_still_parses():
+    from edge_asc.protocol.messages import Evidence, Scene, Unknown
+
+    base = make_scene()
+    evidence = (Evidence("kitchen", 0.12, "enrolled", offset_s=0.9, enrolment="kitchen@t", enrolled_at="t", source="k.flac"),
+                Evidence("bus", 0.3, "model", recording="rec-1", offset_s=12.3))
+    scene = Scene(**{**base.__dict__, "label": "unknown", "evidence": evidence, "unknown": Unknown("kitchen", 0.12, 0.05)})
+    line = scene.to_line()
+    assert Event.from_line(line) == scene
+    d = json.loads(line)
+    assert d["evidence"][1] == {"label": "bus", "distance": 0.3, "origin": "model", "recording": "rec-1", "offset_s": 12.3}
+    assert d["unknown"] == {"nearest": "kitchen", "distance": 0.12, "threshold": 0.05}
+    old = json.loads(base.to_line())
+    old.pop("evidence")
+    assert "unknown" not in old and Event.from_json(old) == base  # a version-1 line of before the evidence

@@ -72,3 +72,10 @@ def test_set_changes_k_and_mode_in_one_step():
     assert d is None and policy._pending is None
     d = policy.push(Vote(1, 1, 0.1, 0, 1, 0.0))
     assert (d.k, d.mode) == (2, "window")
+
+
+def test_a_decision_carries_the_nearest_distinct_items_that_voted_for_its_label():
+    votes = [Vote(i, lab, d, 0, 1, 0.0, item) for i, (lab, d, item) in enumerate([(0, 0.5, 10), (1, 0.1, 11), (0, 0.2, 12), (0, 0.3, 12), (0, 0.9, 13)])]
+    (decision,) = _run(DecisionPolicy(2, k=5, mode="window"), votes)
+    assert decision.label == 0 and decision.evidence == ((12, 0.2), (10, 0.5), (13, 0.9))  # item 11 voted for 1
+    assert _run(DecisionPolicy(2, k=1), _votes([1]))[0].evidence == ()  # votes without items: no evidence

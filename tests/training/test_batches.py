@@ -34,3 +34,19 @@ def test_normalisation_is_the_mean_and_std_over_every_window():
     np.testing.assert_allclose(mean, feats.reshape(-1, 52).mean(0), rtol=1e-5)
     np.testing.assert_allclose(std, feats.reshape(-1, 52).std(0), rtol=1e-5)
     assert mean.dtype == std.dtype == np.float32
+
+
+def test_a_segment_store_gathers_rows_across_its_parts_and_normalises_as_the_whole_array():
+    from edge_asc.training.batches import SegmentStore
+
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(3.0, 2.0, (n, 20, 52)).astype(np.float32) for n in (5, 0, 9, 1)]
+    whole = np.concatenate(parts)
+    store = SegmentStore(parts, 20, 52)
+    idx = np.array([14, 0, 5, 4, 13])
+    assert store.shape == whole.shape and np.array_equal(store[idx], whole[idx]) and np.array_equal(store[2:7], whole[2:7])
+    assert np.array_equal(store[whole[:, 0, 0] > 3], whole[whole[:, 0, 0] > 3])
+    with np.testing.assert_raises(IndexError):
+        store[np.array([15])]
+    for got, want in zip(normalization(store), normalization(whole)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)

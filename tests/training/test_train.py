@@ -94,8 +94,9 @@ def test_checkpoint_holds_everything_and_refuses_silent_overwrite_or_changed_set
     cfg = tiny_config(epochs=1)
     fit_segments(cfg, x, y, CLASSES, out_dir=tmp_path, progress=False)
     state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)
-    for key in ("model", "optimizer", "epoch", "model_config", "train_config", "labels", "features", "normalization", "rng", "history"):
+    for key in ("model", "optimizer", "epoch", "model_config", "train_config", "labels", "features", "normalization", "history", "world_size"):
         assert key in state, key
+    assert "rng" not in state and state["world_size"] == 1  # every random choice is a function of (seed, epoch, rank)
     assert state["labels"] == list(CLASSES) and state["features"] == FeatureConfig().to_dict()
     np.testing.assert_allclose(state["normalization"]["mean"], x.reshape(-1, 52).mean(0), rtol=1e-4, atol=1e-5)
     before = (tmp_path / CHECKPOINT_NAME).read_bytes()

@@ -1,0 +1,104 @@
+"""The base index and the enrolled places searched together, and where each found item came from.
+
+``Searcher`` has the query interface of ``SegmentIndex`` (``query(x, k) -> labels, distances, ids``,
+``labels``, ``len``), so the pipeline runs on either. Label ids: the model's labels first (in the model's
+order), then enrolled labels that are not model labels, then ``unknown`` when ``enrolled_only`` is on. Item
+ids: the base index's 0..N-1, then the enrolled items N..N+M-1.
+
+* Default mode: the k nearest of both sets (an enrolled item of a model label adds audio to that class).
+* ``enrolled_only``: only enrolled items are candidates, and a neighbour farther than its place's threshold
+  (or ``unknown_threshold`` when given) counts as ``unknown``; so a segment whose nearest place is too far
+  votes ``unknown``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_asc.contract import UNKNOWN_LABEL
+from edge_asc.runtime.enrolled import EnrolledSet
+
+ORIGIN_MODEL = "model"  # an item of the base index (the model's training data)
+ORIGIN_ENROLLED = "enrolled"
+_CHUNK = re.compile(r"#(\d+)$")  # scene ids of long recordings cut into chunks end in #<chunk>
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where one item came from: a training recording, or an enrolment."""
+
+    kind: str  # ORIGIN_MODEL | ORIGIN_ENROLLED
+    label: str
+    recording: str | None = None  # model: the training recording id
+    offset_s: float | None = None  # seconds into the recording (model) or the enrolled audio
+    enrolment: str | None = None  # enrolled: the enrolment's id
+    enrolled_at: str | None = None  # enrolled: UTC time of the enrolment
+    source: str | None = None  # enrolled: the file it came from, or "mic"
+    threshold: float | None = None  # enrolled: its place's threshold now
+
+
+class Searcher:
+    """Base index + enrolled overlay, queried together (or the overlay alone with ``enrolled_only``)."""
+
+    def __init__(self, base, enrolled: EnrolledSet | None = None, enrolled_only: bool = False, unknown_threshold: float | None = None) -> None:
+        self.base = base
+        self.enrolled = enrolled if enrolled is not None else EnrolledSet.empty(base.manifest.encoder_meta())
+        self.enrolled_only = enrolled_only
+        model_labels = tuple(base.labels)
+        extra = tuple(x for x in self.enrolled.labels if x not in model_labels)
+        self.labels: tuple[str, ...] = model_labels + extra + ((UNKNOWN_LABEL,) if enrolled_only else ())
+        self.unknown_id = len(self.labels) - 1 if enrolled_only else None
+        self._label_map = np.array([self.labels.index(x) for x in self.enrolled.labels], dtype=np.int64)
+        t = self.enrolled.manifest.thresholds
+        self.thresholds = np.array([t[x] if unknown_threshold is None else unknown_threshold for x in self.enrolled.labels], dtype=np.float32)
+        if enrolled_only and not len(self.enrolled):
+            raise ValueError("enrolled_only: no places are enrolled; enrol one first (edge-asc enroll --label NAME FILE)")
+        fc = base.manifest.encoder_meta().feature_config
+        self._segment_s = fc.segment_seconds
+        self._chunk_s = float(base.manifest.dataset.get("chunk_seconds", 0.0) or 0.0)
+
+    def __len__(self) -> int:
+        return len(self.enrolled) if self.enrolled_only else len(self.base) + len(self.enrolled)
+
+    def set_ef(self, ef: int) -> None:
+        self.base.set_ef(ef)
+
+    def query(self, x: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """x (B, D) -> labels (B, k), squared L2 distances (B, k) float32, item ids (B, k), nearest first."""
+        if not 1 <= k <= len(self):
+            raise ValueError(f"k must be between 1 and the {len(self)} candidate items, got {k}")
+        n_base = len(self.base)
+        if self.enrolled_only:
+            lab, dist, ids = self.enrolled.query(x, k)
+            labels = self._label_map[lab]
+            labels[dist > self.thresholds[lab]] = self.unknown_id
+            return labels, dist, ids + n_base
+        labels, dist, ids = self.base.query(x, min(k, n_base))
+        if not len(self.enrolled):
+            return labels, dist, ids
+        el, ed, ei = self.enrolled.query(np.asarray(x, dtype=np.float32), min(k, len(self.enrolled)))
+        labels = np.concatenate([labels, self._label_map[el]], axis=1)
+        dist = np.concatenate([dist, ed], axis=1)
+        ids = np.concatenate([ids, ei + n_base], axis=1)
+        order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        return tuple(np.take_along_axis(a, order, axis=1) for a in (labels, dist, ids))  # type: ignore[return-value]
+
+    def origin(self, item: int) -> Origin:
+        """Where item ``item`` (an id ``query`` returned) came from."""
+        item = int(item)
+        n_base = len(self.base)
+        if item < n_base:
+            recording, scene, position = self.base.item_source(item)
+            chunk = _CHUNK.search(scene)
+            offset = position * self._segment_s + (int(chunk.group(1)) * self._chunk_s if chunk else 0.0)
+            return Origin(ORIGIN_MODEL, self.base.labels[self.base.item_labels[item]], recording=recording, offset_s=round(offset, 3))
+        j = item - n_base
+        e = self.enrolled.enrolment_of(j)
+        lab = int(self.enrolled.item_labels[j])
+        return Origin(
+            ORIGIN_ENROLLED, self.enrolled.labels[lab], offset_s=round(float(self.enrolled.offsets[j]), 3), enrolment=e.id,
+            enrolled_at=e.time, source=e.source, threshold=float(self.thresholds[lab]),
+        )
