@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_asc.contract import ArtifactError, Enrolment
+from edge_asc.contract import ArtifactError
+from edge_asc.runtime.enrolled import Enrolment
 from edge_asc.dsp.audio_io import read_audio
 from edge_asc.runtime.encoder import Encoder
 from edge_asc.runtime.enrol import CALIBRATION_CHUNK_S, CALIBRATION_MARGIN, CALIBRATION_QUANTILE, embed_samples, enrol
@@ -44,6 +45,7 @@ from edge_asc.training.datasets import load_dataset
 from edge_asc.training.splits import split_by_recording
 
 REPO = Path(__file__).resolve().parents[1]
+FOLD_EPOCHS = 12  # per-fold encoders: the default recipe (configs/default-amb13.yaml) with fewer epochs
 QUANTILES = (0.9, 0.95, 0.99, 1.0)
 MARGINS = (1.0, 1.25, 1.5, 2.0, 3.0)
 ENROL_SECONDS = (5.0, 10.0, 20.0)
@@ -64,6 +66,36 @@ def embed_recordings(encoder: Encoder, dataset, cache: Path) -> dict[str, tuple[
         out[rec] = (label, embed_samples(encoder, read_audio(path, encoder.meta.feature_config.sample_rate))[0])
     recs = sorted(out)
     np.savez(cache, sha=encoder.meta.sha256, recs=recs, labels=[out[r][0] for r in recs], **{f"e{i}": out[r][1] for i, r in enumerate(recs)})
+    return out
+
+
+def fold_models(dataset, splits, work: Path, epochs: int = FOLD_EPOCHS) -> list[tuple[Encoder, SegmentIndex]]:
+    """One encoder per fold trained on the fold's training recordings only (the default recipe with
+    ``epochs`` epochs), exported to ONNX, and its base index built from those recordings; kept in ``work``
+    (fold<i>/encoder.onnx, fold<i>/index) so a rerun reuses them."""
+    import logging
+
+    from edge_asc.commands.common import train_config_from_file
+    from edge_asc.config import apply_overrides
+    from edge_asc.training.build_index import build_index_from_dataset
+    from edge_asc.training.export import export_onnx
+    from edge_asc.training.feature_cache import FeatureCache
+    from edge_asc.training.train import train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # a script, not the package
+    config = apply_overrides(train_config_from_file(REPO / "configs" / "default-amb13.yaml"), {"epochs": epochs, "threads": 1})
+    cache = FeatureCache.open(work / "features")
+    out = []
+    for i, fold in enumerate(splits):
+        d = work / f"fold{i}-e{epochs}"
+        onnx, index_dir = d / "encoder.onnx", d / "index"
+        if not onnx.is_file():
+            trained = train(config, dataset, fold.train, out_dir=d / "run", resume=(d / "run" / "checkpoint.pt").is_file(), cache=cache, progress=False)
+            export_onnx(trained, onnx)
+        encoder = Encoder(onnx)
+        if not (index_dir / "manifest.json").is_file():
+            build_index_from_dataset(encoder, dataset, fold.train, cache=cache).save(index_dir)
+        out.append((encoder, SegmentIndex.load(index_dir, encoder.meta)))
     return out
 
 

@@ -320,11 +320,11 @@ class IndexManifest:
             raise ArtifactError(f"{where}: manifest features must be an object, got {raw['features']!r}")
         kwargs = {k: v for k, v in raw.items() if k in names}
         kwargs["labels"] = tuple(labels)
-        kwargs["files"] = _file_records(raw.get("files", {}), where)
+        kwargs["files"] = file_records(raw.get("files", {}), where)
         return cls(**kwargs)
 
 
-def _file_records(raw: Any, where: str) -> dict[str, FileRecord]:
+def file_records(raw: Any, where: str) -> dict[str, FileRecord]:
     """The manifest's ``files`` object: name -> {"bytes", "sha256"}."""
     if not isinstance(raw, dict):
         raise ArtifactError(f"{where}: manifest files must be an object, got {raw!r}")
@@ -393,90 +393,3 @@ def check_fits(manifest: IndexManifest, meta: ModelMeta, index_dir: str | Path) 
     diffs = differences(manifest, meta)
     if diffs:
         raise ArtifactMismatch(mismatch_message(index_dir, meta.path or "the encoder", diffs), diffs)
-
-
-# --- the enrolled places (an overlay directory beside the base index) ---------------------------------
-# Embeddings only, never audio. ENROLLED_ITEMS_FILE holds the ENROLLED_ARRAYS; MANIFEST_FILE the JSON
-# object EnrolledManifest.to_dict writes and from_dict reads. The directory is replaced atomically; writers
-# serialise on a lock file beside it (``.<dir name>ENROLLED_LOCK_SUFFIX``).
-
-ENROLLED_FORMAT = 1
-ENROLLED_ITEMS_FILE = "enrolled.npz"
-ENROLLED_ARRAYS = ("embedding", "label", "enrolment", "offset_s")  # (M, D) f32; (M,) label / enrolment index; (M,) s
-ENROLLED_LOCK_SUFFIX = ".lock"
-UNKNOWN_LABEL = "unknown"  # the decision for audio far from every enrolled place; never an enrolled label
-LABEL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # what an enrolled label may be (a fullmatch)
-
-
-@dataclass(frozen=True)
-class Enrolment:
-    """One ``enroll`` run: which label it added to, from what audio, when, and how many items."""
-
-    id: str  # unique in the overlay: "<label>@<time>"
-    label: str
-    source: str  # the file's name, or "mic" / "mic:DEVICE"
-    time: str  # UTC, ISO 8601
-    seconds: float  # audio enrolled
-    items: int
-
-
-@dataclass(frozen=True)
-class EnrolledManifest:
-    """``manifest.json`` of an enrolled-places directory; ``thresholds`` are squared-L2 distances per label."""
-
-    encoder_sha256: str
-    embedding_size: int
-    labels: tuple[str, ...]
-    thresholds: Mapping[str, float]
-    enrolments: tuple[Enrolment, ...]
-    count: int
-    updated: str  # UTC, ISO 8601
-    calibration: Mapping[str, Any] = field(default_factory=dict)  # how the thresholds were computed
-    files: Mapping[str, FileRecord] = field(default_factory=dict)
-    format: int = ENROLLED_FORMAT
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["labels"] = list(self.labels)
-        d["enrolments"] = [dataclasses.asdict(e) for e in self.enrolments]
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, where: str) -> "EnrolledManifest":
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{where}: not valid JSON ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ArtifactError(f"{where}: manifest must be a JSON object, got {type(raw).__name__}")
-        if raw.get("format") != ENROLLED_FORMAT:
-            raise ArtifactError(f"{where}: enrolled-places format {raw.get('format')!r} is not supported (this edge-asc reads {ENROLLED_FORMAT})")
-        try:
-            enrolments = tuple(Enrolment(**e) for e in raw["enrolments"])
-            out = cls(
-                encoder_sha256=str(raw["encoder_sha256"]), embedding_size=int(raw["embedding_size"]),
-                labels=tuple(str(x) for x in raw["labels"]),
-                thresholds={str(k): float(v) for k, v in raw["thresholds"].items()},
-                enrolments=enrolments, count=int(raw["count"]), updated=str(raw["updated"]),
-                calibration=dict(raw.get("calibration", {})), files=_file_records(raw.get("files", {}), where),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ArtifactError(f"{where}: enrolled-places manifest is malformed ({type(exc).__name__}: {exc})") from exc
-        missing = [x for x in out.labels if x not in out.thresholds]
-        if missing:
-            raise ArtifactError(f"{where}: no threshold for {', '.join(missing)}")
-        return out
-
-    def check_encoder(self, meta: ModelMeta, where: str | Path) -> None:
-        """Refuse enrolments computed by another encoder, saying what to do (an empty overlay fits any)."""
-        if self.count and self.encoder_sha256 != meta.sha256 or self.embedding_size != meta.embedding_size:
-            labels = ", ".join(self.labels) or "none"
-            raise ArtifactMismatch(
-                f"enrolled places {where} were made with encoder sha256 {short_sha(self.encoder_sha256)} but "
-                f"{meta.path or 'the encoder'} is {short_sha(meta.sha256)}: re-enrol them (edge-asc forget --label L for "
-                f"each of {labels}, then edge-asc enroll again) or point --enrolled elsewhere",
-                [("encoder_sha256", self.encoder_sha256, meta.sha256)],
-            )

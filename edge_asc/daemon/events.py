@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from edge_asc.contract import UNKNOWN_LABEL
+from edge_asc.runtime.enrolled import UNKNOWN_LABEL
 from edge_asc.protocol.messages import Evidence, Neighbour, Scene, Segment, Unknown
 from edge_asc.runtime.decision import Decision
 from edge_asc.runtime.pipeline import STAGES, SegmentResult

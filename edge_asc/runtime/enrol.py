@@ -22,7 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from edge_asc.contract import LABEL_PATTERN, UNKNOWN_LABEL, ArtifactError, Enrolment
+from edge_asc.contract import ArtifactError
+from edge_asc.runtime.enrolled import LABEL_PATTERN, UNKNOWN_LABEL, Enrolment
 from edge_asc.dsp.features import FeatureExtractor, Segmenter
 from edge_asc.runtime.enrolled import EnrolledSet, locked, utc_now
 

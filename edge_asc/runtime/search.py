@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_asc.contract import UNKNOWN_LABEL
+from edge_asc.runtime.enrolled import UNKNOWN_LABEL
 from edge_asc.runtime.enrolled import EnrolledSet
 
 ORIGIN_MODEL = "model"  # an item of the base index (the model's training data)

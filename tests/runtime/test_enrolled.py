@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_asc.contract import ENROLLED_ITEMS_FILE, MANIFEST_FILE, ArtifactMismatch, Enrolment, ModelMeta
+from edge_asc.contract import MANIFEST_FILE, ArtifactMismatch, ModelMeta
+from edge_asc.runtime.enrolled import ENROLLED_ITEMS_FILE, Enrolment
 from edge_asc.dsp.features import FeatureConfig
 from edge_asc.runtime.enrolled import EnrolledSet, lock_path, locked
 

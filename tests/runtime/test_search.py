@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_asc.contract import UNKNOWN_LABEL, Enrolment
+from edge_asc.runtime.enrolled import UNKNOWN_LABEL, Enrolment
 from edge_asc.runtime.enrolled import EnrolledSet
 from edge_asc.runtime.index import SegmentIndex
 from edge_asc.runtime.search import ORIGIN_ENROLLED, ORIGIN_MODEL, Searcher
