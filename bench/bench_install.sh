@@ -60,7 +60,6 @@ systemd-analyze --version | sed -n 1p
 
 MODEL_SRC=$REPO/models/edge-asc-amb13.onnx
 INDEX_SRC=$REPO/index/edge-asc-amb13
-CLIP=$REPO/edge_asc/data/demo/rain.flac
 if [[ -f $MODEL_SRC && -f $INDEX_SRC/manifest.json ]]; then
     echo "artifacts: the shipped model and index of the clone"
 else
@@ -76,8 +75,16 @@ print(a.model, a.index)
 EOF
     MODEL_SRC=$WORK/artifacts/encoder.onnx
     INDEX_SRC=$WORK/artifacts/index
-    CLIP=$WORK/artifacts/rain.flac
 fi
+# a clip to classify in the installed roots: synthetic audio (tests/audio_gen.py), as the runtime tests use
+CLIP=$WORK/clip.flac
+python3 - "$CLIP" <<'EOF'
+import sys
+import soundfile as sf
+sys.path.insert(0, "tests")
+import audio_gen
+sf.write(sys.argv[1], audio_gen.clip("rain"), audio_gen.SAMPLE_RATE, subtype="PCM_16")
+EOF
 printf 'model %s (%s bytes), index %s (%s)\n' "$MODEL_SRC" "$(stat -c %s "$MODEL_SRC")" "$INDEX_SRC" "$(du -sh "$INDEX_SRC" | cut -f1)"
 
 # --- part 1: a root prefix, pip from PyPI --------------------------------------------------------------

@@ -1,24 +1,15 @@
 #!/usr/bin/env bash
-# Fresh machine -> scene events: install the runtime (no torch) and run the demo.
-# Debian-based, root or sudo. Extra arguments go to `edge-asc demo` (e.g. --fast).
+# Fresh machine -> scene events: install the runtime (no torch) into the clone's .venv and run the demo.
+# Debian-based (Debian 12, Raspberry Pi OS bookworm), root or sudo. Extra arguments go to `edge-asc demo`
+# (e.g. --fast). The demo's audio comes from Debian's archive (apt-get download, cached in ~/.cache/edge-asc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-# libsndfile reads the bundled FLAC clips; PortAudio is needed by the microphone source;
-# g++ and the Python headers build hnswlib, which PyPI ships only as source.
-APT_PACKAGES=(libsndfile1 libportaudio2 g++ python3-dev)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ] && command -v apt-get >/dev/null; then
-    echo "demo: installing apt packages: ${missing[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-
-PYTHON="${PYTHON:-python3}"
-"$PYTHON" -m pip install -q --disable-pip-version-check .
-exec "$PYTHON" -m edge_asc demo "$@"
+# python3-venv makes .venv; g++ and the Python headers build hnswlib, which PyPI ships only as source;
+# libsndfile decodes audio; PortAudio is the microphone source's library.
+apt_install python3-venv python3-dev g++ libsndfile1 libportaudio2 ca-certificates
+make_venv
+pip_install .
+step "edge-asc demo $*"
+exec "$VENV/bin/edge-asc" demo "$@"

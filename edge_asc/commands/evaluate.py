@@ -2,6 +2,10 @@
 
 The work is edge_asc.evaluation (evaluate.run_evaluation); this module reads the settings and logs the headline
 (the default variant's accuracies; how they compare with a target is the report's reading, its notes.md).
+
+``--out`` is required, and a report already there is replaced only when it was made from the same data (its
+report.json records the dataset's sha256): a report of other data, or one that cannot be read, is refused
+with one line naming it unless ``--force``. A shipped report is never silently overwritten by another run.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         return ",".join(str(v) for v in values)
 
     parser.add_argument("--data", type=Path, required=True, help="dataset folder (class folders + metadata.csv, or a DCASE layout)")
-    parser.add_argument("--out", type=Path, default=Path("reports/amb13"), help="report folder (units/ inside it caches finished work)")
+    parser.add_argument("--out", type=Path, required=True, help="report folder (units/ inside it caches finished work); a report of other data there is refused unless --force")
+    parser.add_argument("--force", action="store_true", help="replace a report in --out made from other data")
     parser.add_argument("--config", type=Path, default=None, help="YAML file with sections evaluate:, train: (augment: nested), model:, features: (flags override it)")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto", help="dataset layout")
     parser.add_argument("--folds", type=int, default=SUPPRESS, help=f"folds grouped by recording (default: {d.folds})")
@@ -83,6 +88,25 @@ def load_configs(path: Path | None, args: argparse.Namespace) -> tuple[EvalConfi
     return apply_overrides(evaluate, flag_overrides(args, FLAGS)), train
 
 
+def refuse_other_report(out: Path, data: Path, layout: str, config: EvalConfig, train_config: TrainConfig) -> str | None:
+    """One line naming the report in ``out`` when it was made from other data than ``data`` (or cannot be read); else None."""
+    from edge_asc.evaluation.plan import dataset_sha256
+    from edge_asc.evaluation.report import REPORT_JSON, recorded_data_sha256
+    from edge_asc.training.datasets import load_dataset
+
+    existing = out / REPORT_JSON
+    if not existing.exists():
+        return None
+    recorded = recorded_data_sha256(existing)
+    fc = train_config.features
+    dataset = load_dataset(data, layout=layout, chunk_seconds=config.chunk_seconds, sample_rate=fc.sample_rate, segment_seconds=fc.segment_seconds)
+    current, _ = dataset_sha256(dataset)
+    if recorded == current:
+        return None
+    what = "records no readable dataset sha256" if recorded is None else f"was made from other data (sha256 {recorded[:12]}..., not {current[:12]}...)"
+    return f"{existing} {what}: refusing to overwrite it; choose another --out, or add --force to replace it"
+
+
 def run(args: argparse.Namespace) -> int:
     from edge_asc.evaluation.evaluate import run_evaluation
     from edge_asc.training.layouts import DatasetError
@@ -90,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
     config, train_config = load_configs(args.config, args)
     command = shlex.join(["edge-asc", *sys.argv[1:]])
     try:
+        refusal = None if args.force else refuse_other_report(args.out, args.data, args.layout, config, train_config)
+        if refusal is not None:
+            log.error("%s", refusal)
+            return 2
         report = run_evaluation(args.data, args.out, config, train_config, command=command, layout=args.layout, cache=cache_from_args(args))
     except DatasetError as exc:
         log.error("%s", exc)

@@ -361,3 +361,13 @@ def write_report(report: Report, out: Path) -> dict[str, Path]:
         written["confusion_csv"] = csv_path
     log.info("report written to %s (%s)", out / REPORT_MD, ", ".join(p.name for p in written.values()))
     return written
+
+
+def recorded_data_sha256(report_json: Path) -> str | None:
+    """The dataset sha256 a report.json written by ``write_report`` records (its reproducibility block);
+    None when the file cannot be read as one."""
+    try:
+        value = json.loads(report_json.read_text(encoding="utf-8"))["reproducibility"]["data_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
