@@ -56,15 +56,27 @@ def listen_unix(path: Path) -> tuple[socket.socket, int]:
             path.unlink()
         except OSError as exc:
             raise ServerError(f"cannot remove the stale socket {path}: {exc.strerror or exc}") from exc
+    # bound and listening under a hidden name first, then renamed into place: a client that finds the
+    # socket file always finds a listener (never "connection refused" in between)
+    staged = path.with_name(f".{path.name}.new")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(str(path))
-        os.chmod(path, SOCKET_MODE)  # before listen(): nobody can connect in between
+        try:
+            staged.unlink(missing_ok=True)
+            sock.bind(str(staged))
+        except OSError:  # a path too long for AF_UNIX with the extra characters: bind the path itself
+            staged = path
+            sock.bind(str(path))
+        os.chmod(staged, SOCKET_MODE)  # before listen(): nobody can connect in between
         sock.listen(BACKLOG)
         sock.setblocking(False)
+        if staged != path:
+            os.rename(staged, path)
         inode = os.stat(path).st_ino
     except OSError as exc:
         sock.close()
+        if staged != path:
+            staged.unlink(missing_ok=True)
         raise ServerError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
     return sock, inode
 
