@@ -46,6 +46,17 @@ def configure_logging(level: str = "INFO") -> None:
     )
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default once: not for flags without one (None, required, SUPPRESS), nor when the
+    help text already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.required or "default" in text or isinstance(action.default, bool) and not action.default:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-asc", description="Acoustic scene classification after 300 ms of audio.")
     parser.add_argument("--version", action="version", version=f"edge-asc {__version__}")
@@ -62,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != f"{__package__}.commands.{module_name}":
                 raise
             continue
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run, _log_level=getattr(module, "log_level", None))
     return parser

@@ -54,7 +54,7 @@ def train_config_from_sections(data: Mapping[str, Any], path: Path | None, ignor
 # --- the daemon's settings, as run and classify take them ----------------------------------------------
 
 ARTIFACT_FLAGS = {
-    "model": "model", "index": "index", "enrolled": "enrolled", "k": "decision.k", "mode": "decision.mode",
+    "model": "model", "index": "index", "enrolled": "enrolled", "k": "decision.k", "k_max": "decision.k_max", "mode": "decision.mode",
     "enrolled_only": "decision.enrolled_only",
 }
 MODEL_FLAGS = {"model": "model", "index": "index", "enrolled": "enrolled"}  # enroll, labels, forget
@@ -65,7 +65,8 @@ def add_artifact_arguments(parser: argparse.ArgumentParser) -> None:
     d = DecisionConfig()
     parser.add_argument("--config", type=Path, metavar="YAML", default=None, help="daemon config file: its model, index, decision and inference settings (edge-asc run --dump-config writes one)")
     parser.add_argument("--k", type=int, metavar="N", default=SUPPRESS, help=f"segments per decision (config decision.k, default {d.k})")
-    parser.add_argument("--mode", choices=MODES, default=SUPPRESS, help=f"a decision every k segments, or every segment over the last k (config decision.mode, default {d.mode})")
+    parser.add_argument("--mode", choices=MODES, default=SUPPRESS, help=f"a decision every k segments, every segment over the last k, or as soon as the vote is safe (config decision.mode, default {d.mode})")
+    parser.add_argument("--k-max", type=int, metavar="N", default=SUPPRESS, help=f"adaptive mode: the most segments per decision (config decision.k_max, default {d.k_max})")
     parser.add_argument("--model", type=Path, metavar="ONNX", default=SUPPRESS, help="encoder file (config model; default: the installed default model)")
     add_store_arguments(parser)
     parser.add_argument("--enrolled-only", action="store_true", default=SUPPRESS, help="only enrolled places are candidates; audio far from all of them is 'unknown' (config decision.enrolled_only)")
@@ -89,6 +90,7 @@ def load_runtime(cfg: DaemonConfig):
     return load_artifacts(
         cfg.model_path(), cfg.index_path(), cfg.inference.threads, cfg.inference.ef,
         enrolled_path=cfg.enrolled_path(), enrolled_only=dc.enrolled_only, unknown_threshold=dc.unknown_threshold,
+        unknown_ratio=dc.unknown_ratio,
     )
 
 

@@ -25,13 +25,13 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # sounddevice raises OSError when the PortAudio library is missing
         log.error("cannot list audio devices: %s (is PortAudio installed? apt install libportaudio2)", exc)
         return 1
+    if not devices:  # the same exit status with or without --json
+        log.warning("no audio input device found")
+        return 1
     if args.json:
         for d in devices:
             print(json.dumps(dataclasses.asdict(d)))
         return 0
-    if not devices:
-        log.warning("no audio input device found")
-        return 1
     width = max(len(d.name) for d in devices)
     print(f"  {'index':>5}  {'name':<{width}}  {'channels':>8}  {'rate':>7}  host API")
     for d in devices:

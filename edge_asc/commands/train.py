@@ -145,6 +145,9 @@ def train_here(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         log.error("%s", exc)
         return 1
+    if len(dataset.labels) < 2:  # triplets need another class for their negatives
+        log.error("%s: training needs at least two classes, found %d (%s)", args.data, len(dataset.labels), ", ".join(dataset.labels) or "none")
+        return 2
     if not args.resume and (args.out / CHECKPOINT_NAME).exists():
         # refuse before writing anything: config.yaml describes the checkpoint beside it
         log.error("%s exists: resume it (--resume) or choose another output folder", args.out / CHECKPOINT_NAME)
@@ -157,6 +160,9 @@ def train_here(args: argparse.Namespace) -> int:
     except FileExistsError as exc:
         log.error("%s", exc)
         return 1
+    except ValueError as exc:  # data the trainer cannot use (e.g. a class with a single segment)
+        log.error("%s: %s", args.data, exc)
+        return 2
     if not main:
         return 0
     if args.resume:

@@ -18,7 +18,8 @@ import yaml
 
 from edge_asc.config import ConfigError, apply_overrides, from_dict, load_yaml
 from edge_asc.protocol.connection import QUEUE_SIZE, SLOW_POLICIES
-from edge_asc.runtime.decision import MAX_K, MODES, TIE_BREAKS, check_k
+from edge_asc.runtime.decision import DEFAULT_K_MAX, MAX_K, MODES, TIE_BREAKS, check_k
+from edge_asc.runtime.search import UNKNOWN_RATIO
 
 SOURCE_FORMS = ("mic", "mic:NAME_OR_INDEX", "file:PATH", "stdin")
 LATENCIES = ("low", "high")
@@ -99,7 +100,11 @@ class AudioConfig:
 @dataclass(frozen=True)
 class DecisionConfig:
     k: int = _f(3, f"segments per decision (1 to {MAX_K}); each segment is 300 ms", "segments")
-    mode: str = _f("window", "window: a decision after every k segments; sliding: after every segment over the last k", "", MODES)
+    mode: str = _f(
+        "window", "window: a decision after every k segments; sliding: after every segment over the last k; adaptive: as soon as "
+        "the vote cannot change any more, at the latest after k_max segments", "", MODES,
+    )
+    k_max: int = _f(DEFAULT_K_MAX, f"adaptive: the most segments one decision waits for (1 to {MAX_K})", "segments")
     neighbours: int = _f(1, "nearest neighbours per segment; more than 1 gives the segment their majority label", "items")
     tie_break: str = _f(
         "distance", "equal votes: the label with the smallest summed distance, then the earlier label (distance), or "
@@ -107,18 +112,26 @@ class DecisionConfig:
     )
 
     enrolled_only: bool = _f(
-        False, "only enrolled places are candidates (edge-asc enroll); a segment farther from its nearest place than "
-        "that place's threshold votes unknown",
+        False, "only enrolled places are candidates (edge-asc enroll); a segment too far from its nearest place "
+        "(unknown_ratio, or unknown_threshold, or the place's own threshold) votes unknown",
     )
     unknown_threshold: float | None = _f(
         None, "enrolled_only: one distance threshold (squared L2) for every place, instead of each place's own threshold "
         "calibrated at enrolment (null: each place's own)",
     )
+    unknown_ratio: float | None = _f(
+        UNKNOWN_RATIO, "enrolled_only, without unknown_threshold: a segment votes its nearest place only if that place is at most this "
+        "many times as far as the nearest item of the model's index (the ratio test of bench/bench_enroll.py); null: each place's "
+        "own threshold",
+    )
 
     def __post_init__(self) -> None:
         check_k(self.k)
+        check_k(self.k_max, "k_max")
         if not 1 <= self.neighbours <= 100:
             raise ValueError(f"neighbours must be from 1 to 100, got {self.neighbours}")
+        if self.unknown_ratio is not None and not (math.isfinite(self.unknown_ratio) and self.unknown_ratio > 0):
+            raise ValueError(f"unknown_ratio must be a positive number or null, got {self.unknown_ratio}")
         if self.unknown_threshold is not None and not (math.isfinite(self.unknown_threshold) and self.unknown_threshold > 0):
             raise ValueError(f"unknown_threshold must be a positive number or null, got {self.unknown_threshold}")
 
@@ -130,6 +143,7 @@ class ServerConfig:
     queue_size: int = _f(QUEUE_SIZE, "events queued per client before the slow-client policy applies", "events")
     slow_policy: str = _f(SLOW_POLICIES[0], "a client whose queue is full loses its oldest events (counted and reported to it) or is disconnected", "", SLOW_POLICIES)
     wait_for_client: bool = _f(False, "start the audio source only once the first client has connected (demos, tests: no event is missed)")
+    allow_enroll: bool = _f(False, "accept enroll and forget requests on the socket (anyone who can connect may then change the enrolled places)")
 
     def __post_init__(self) -> None:
         if self.tcp is not None:

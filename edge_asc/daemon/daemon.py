@@ -11,7 +11,10 @@ Threads:
 * the event server's loop thread (edge_asc.protocol.server) serves the clients;
 * the main thread waits for SIGTERM/SIGINT (or the end of a file), sends ``status`` events and logs a
   warning when the overflow count grows (at most once per OVERFLOW_WARN_INTERVAL_S). The signal
-  handler only notes the signal; the main thread sees it within SIGNAL_POLL_S.
+  handler only notes the signal; the main thread sees it within SIGNAL_POLL_S. It also watches the
+  enrolled places (daemon/reload.py): on SIGHUP, or when their manifest changed on disk (``edge-asc
+  enroll`` / ``forget``), it loads them and hands the new index to the worker, which swaps it in between
+  two segments (``_swap``): no segment is lost or doubled and no query sees half of a change.
 
 Stopping: the source is closed, the audio already in the ring is processed, the last events are
 handed to the clients, the socket file is removed, and ``run`` returns 0. A file or stdin source
@@ -29,8 +32,10 @@ from edge_asc.daemon.config import DaemonConfig
 from edge_asc.runtime.decision import DecisionPolicy
 from edge_asc.daemon.events import scene_event, segment_event
 from edge_asc.runtime.pipeline import Conditioner, Pipeline
-from edge_asc.protocol.messages import PROTOCOL_VERSION, SOURCE_BACK, SOURCE_LOST, Error, Hello, Request, Set, Status
+from edge_asc.protocol.messages import ENROL_REFUSED, PROTOCOL_VERSION, SOURCE_BACK, SOURCE_LOST, Enroll, Error, Forget, Hello, Request, Set, Status
 from edge_asc.protocol.records import ProtocolError
+from edge_asc.daemon.live_enrol import LiveEnrolments
+from edge_asc.daemon.reload import OverlayWatcher
 from edge_asc.daemon.sdnotify import Notifier
 from edge_asc.protocol.addresses import default_socket_path
 from edge_asc.protocol.server import EventServer
@@ -53,8 +58,12 @@ class Daemon:
         self.labels = tuple(index.labels)  # the model's, then enrolled places (and unknown): runtime.search
         self.rate = encoder.meta.feature_config.sample_rate
         self.searcher = index if hasattr(index, "origin") else None  # items' origins, for the scene evidence
+        self.watcher = OverlayWatcher(config.enrolled_path(), encoder.meta) if self.searcher is not None else None
+        self._swap_lock = threading.Lock()
+        self._next_index = None  # a reloaded Searcher the worker swaps in before its next segment
+        self._reload_asked = False  # SIGHUP, or an enrolment over the socket was written
         dc = config.decision
-        self.policy = DecisionPolicy(len(self.labels), dc.k, dc.mode, dc.tie_break)
+        self.policy = DecisionPolicy(len(self.labels), dc.k, dc.mode, dc.tie_break, dc.k_max)
         self.pipeline = Pipeline(encoder, index, self.policy, dc.neighbours)
         self.source = source
         self.notifier = notifier or Notifier()
@@ -66,6 +75,9 @@ class Daemon:
             on_request=self._on_request,
             queue_size=sc.queue_size,
             slow_policy=sc.slow_policy,
+        )
+        self.enrolments = None if self.watcher is None else LiveEnrolments(
+            self.watcher.directory, encoder.meta, tuple(self.meta.labels), self.server.publish, self._ask_reload,
         )
         self._stop = threading.Event()  # the daemon should stop (signal, end of file, fatal error)
         self._worker_stop = threading.Event()  # the worker should drain the ring and end
@@ -102,6 +114,12 @@ class Daemon:
                 raise ProtocolError(str(exc)) from None
             log.info("decision policy set to k=%d, mode=%s", self.policy.k, self.policy.mode)
             return self.status()  # the new settings, to the client that asked
+        if isinstance(request, (Enroll, Forget)):
+            if not self.config.server.allow_enroll or self.enrolments is None:
+                return Error(ENROL_REFUSED, f"{request.type} over the socket is off in this daemon: set server.allow_enroll: true in its config, or use edge-asc {request.type} on the device")
+            if isinstance(request, Enroll):
+                return self.enrolments.request_enrol(request.label, request.seconds)
+            return self.enrolments.request_forget(request.label)
         raise ProtocolError(f"the daemon does not handle {request.type!r} requests")
 
     # --- events -----------------------------------------------------------------------------------
@@ -130,6 +148,7 @@ class Daemon:
         previous = {}
         if threading.current_thread() is threading.main_thread():  # signals can only be handled there
             previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         try:
             self.server.start()
             try:
@@ -140,6 +159,8 @@ class Daemon:
                 self._main_loop()
                 self.notifier.stopping()
                 self._shutdown_worker()
+                if self.enrolments is not None:
+                    self.enrolments.join(STOP_TIMEOUT_S)
             finally:
                 self.server.stop()
         finally:
@@ -159,6 +180,7 @@ class Daemon:
                 self.stop()
             if self._stop.wait(min(SIGNAL_POLL_S, max(0.0, next_status - time.monotonic()))):
                 return
+            self._check_enrolled()
             self._warn_overflows()
             now = time.monotonic()
             if now >= next_status:
@@ -175,6 +197,28 @@ class Daemon:
                 total - self._overflows_warned, total,
             )
             self._overflows_warned, self._overflows_warned_at = total, now
+
+    def _check_enrolled(self) -> None:
+        """After SIGHUP or a change of the enrolled places on disk: load them (here, not on the worker)
+        and hand the new index to the worker."""
+        if self.watcher is None or not (self._reload_asked or self.watcher.changed()):
+            return
+        self._reload_asked = False
+        with self._swap_lock:
+            current = self._next_index or self.searcher
+        found = self.watcher.load(current)
+        if isinstance(found, str):
+            log.warning("%s", found)
+            return
+        with self._swap_lock:
+            self._next_index = found
+        log.info("enrolled places reloaded from %s: %s", self.watcher.directory, ", ".join(found.enrolled.labels) or "none")
+
+    def _on_hangup(self, signum: int, frame) -> None:
+        self._reload_asked = True
+
+    def _ask_reload(self) -> None:
+        self._reload_asked = True
 
     def _on_signal(self, signum: int, frame) -> None:
         """Only notes the signal: no lock, no logging here (the main loop acts on it)."""
@@ -294,12 +338,26 @@ class Daemon:
             if reason is not None:
                 return reason
 
+    def _swap(self) -> None:
+        """Search the reloaded index from the next segment on (worker thread, between two segments)."""
+        with self._swap_lock:
+            index, self._next_index = self._next_index, None
+        self.pipeline.swap_index(index)
+        self.searcher, self.labels = index, tuple(index.labels)
+
     def _process(self, block, arrived: float) -> None:
         """Mono model-rate samples -> segment and scene events."""
         if block.shape[0] == 0:
             return
         publish = self.server.publish
+        if self._next_index is not None:
+            self._swap()
+        enrolments = self.enrolments
+        if enrolments is not None:
+            enrolments.on_block(block)
         for seg, decision in self.pipeline.push(block, arrived):
+            if enrolments is not None:
+                enrolments.on_segment(seg.embedding)
             if self.server.has_subscribers("segment"):
                 publish(segment_event(seg, self.labels, self.rate))
             if decision is not None:

@@ -23,7 +23,8 @@ def explain(decision: Decision, labels: tuple[str, ...], searcher) -> tuple[tupl
     if labels[decision.label] == UNKNOWN_LABEL:
         item, distance = decision.evidence[0]
         o = searcher.origin(item)
-        unknown = Unknown(o.label, distance, o.threshold if o.threshold is not None else 0.0)
+        threshold = decision.bound if decision.bound is not None else o.threshold
+        unknown = Unknown(o.label, distance, threshold if threshold is not None else 0.0)
     return tuple(found), unknown
 
 

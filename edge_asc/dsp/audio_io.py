@@ -6,6 +6,7 @@ soundfile is imported when a file is read, so the daemon listening to a micropho
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -47,11 +48,20 @@ def audio_info(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or OSError by version
-        raise AudioFileError(f"{path}: cannot read audio ({_reason(exc)})") from exc
+        raise AudioFileError(f"{path}: cannot read audio ({_reason(exc, Path(path))})") from exc
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames))
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception, path: Path | None = None) -> str:
+    """Why a file could not be read, in a few words: the file system's reason when there is one (libsndfile
+    says only "System error" for a missing file), else libsndfile's last line."""
+    if path is not None:
+        if not path.exists():
+            return "not found"
+        if path.is_dir():
+            return "is a directory"
+        if not os.access(path, os.R_OK):
+            return "permission denied"
     text = str(exc).strip()
     return text.splitlines()[-1] if text else type(exc).__name__
 
@@ -88,7 +98,7 @@ def iter_audio(path: str | Path, sample_rate: int, block_frames: int = READ_BLOC
     except AudioFileError:
         raise
     except Exception as exc:
-        raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc)})") from exc
+        raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc, Path(path))})") from exc
     tail = resampler.flush()
     if tail.size:
         yield tail
@@ -104,7 +114,7 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc)})") from exc
+        raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc, Path(path))})") from exc
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: holds no audio")
     if not np.all(np.isfinite(data)):

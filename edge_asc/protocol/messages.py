@@ -30,7 +30,8 @@ PROTOCOL_VERSION = 1
 
 STREAM_EVENTS = ("scene", "segment", "status")  # event types a client chooses with ``subscribe``
 DEFAULT_EVENTS = ("scene", "status")  # streamed to a client that never subscribed
-ALWAYS_EVENTS = ("hello", "error", "pong")  # sent whatever the subscription
+ENROL_EVENTS = ("enrolling", "enrolled", "forgotten")  # enrolment over the socket (server.allow_enroll); added in version 1
+ALWAYS_EVENTS = ("hello", "error", "pong") + ENROL_EVENTS  # sent whatever the subscription
 
 # error codes (the set is open: clients must accept codes they do not know)
 SOURCE_LOST = "source_lost"  # the audio source failed; the daemon retries
@@ -38,6 +39,8 @@ SOURCE_BACK = "source_back"  # the audio source works again
 BAD_REQUEST = "bad_request"  # a request line that could not be used; ``request`` quotes it
 DROPPED = "dropped"  # ``count`` events were dropped because this client read too slowly
 INTERNAL = "internal"  # the daemon failed to handle a valid request (its log has the details)
+ENROL_REFUSED = "enrol_refused"  # an enroll / forget request that was not carried out; the message says why
+MAX_ENROL_S = 600.0  # the longest enrolment one request may ask for
 
 REQUEST_PREVIEW_CHARS = 200  # how much of an offending request an ``error`` event quotes
 
@@ -329,6 +332,59 @@ class Ping(Request):
     """Ask for a ``pong``."""
 
     type: ClassVar[str] = "ping"
+
+
+@dataclass(frozen=True)
+class Enroll(Request):
+    """Remember the place the daemon hears now: the next ``seconds`` of the live stream become ``label``."""
+
+    type: ClassVar[str] = "enroll"
+    label: str
+    seconds: float = 20.0
+
+    def _check(self) -> None:
+        if not 0 < self.seconds <= MAX_ENROL_S:
+            raise ProtocolError(f"enroll.seconds: must be more than 0 and at most {MAX_ENROL_S:g}, got {self.seconds!r}")
+
+
+@dataclass(frozen=True)
+class Forget(Request):
+    """Remove the enrolled place ``label``."""
+
+    type: ClassVar[str] = "forget"
+    label: str
+
+
+@dataclass(frozen=True)
+class Enrolling(Event):
+    """Progress of an enrolment from the live stream, about once a second."""
+
+    type: ClassVar[str] = "enrolling"
+    label: str
+    seconds: float  # heard so far
+    of: float  # asked for
+
+
+@dataclass(frozen=True)
+class Enrolled(Event):
+    """An enrolment from the live stream is written; the daemon searches it from the next segment on."""
+
+    type: ClassVar[str] = "enrolled"
+    label: str
+    items: int  # segments added
+    seconds: float
+    threshold: float  # the place's threshold now (squared L2)
+    total_items: int  # the place's items now
+    model_label: bool  # the label is one of the model's: the items add audio of that class
+
+
+@dataclass(frozen=True)
+class Forgotten(Event):
+    """An enrolled place was removed (``forget``)."""
+
+    type: ClassVar[str] = "forgotten"
+    label: str
+    items: int
 
 
 EVENT_TYPES = tuple(Event._registry)

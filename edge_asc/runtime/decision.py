@@ -4,6 +4,11 @@ Modes:
 
 * ``window``: a decision after every k segments, over those k (segments 0..k-1, then k..2k-1, ...).
 * ``sliding``: once k segments have been heard, a decision after every segment, over the last k.
+* ``adaptive``: a decision as soon as the vote is safe, at the latest after ``k_max`` segments; then a
+  fresh vote. Safe: the leader's lead over the runner-up is larger than the segments still to come up
+  to k_max, so no run of later segments could change the majority. An adaptive decision is therefore
+  exactly the decision a ``window`` vote over k_max segments would reach on the same audio, only
+  sooner when the segments agree (after 3 of k_max=5 unanimous segments, 6 of 10). ``k`` is not used.
 
 Tie-break (``distance``, the default): among the labels with the most votes, the one whose votes have
 the smallest summed distance to their nearest neighbours wins; if that is also equal, the label that
@@ -14,20 +19,22 @@ the segment's label when more than one neighbour is asked for.
 
 k and mode can be changed while running (``set``, ``set_k``, ``set_mode``, from any thread): the change
 takes effect at the next segment, and ``set`` changes both in one step; votes already heard are kept,
-except that switching to ``window`` starts a fresh window.
+except that switching to ``window`` or ``adaptive`` starts a fresh vote.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-MODES = ("window", "sliding")
+MODES = ("window", "sliding", "adaptive")
 TIE_BREAKS = ("distance", "label_order")
 MAX_K = 100  # the longest vote the daemon accepts (30 s of audio)
+DEFAULT_K_MAX = 10  # adaptive: the most segments one decision waits for
 EVIDENCE_ITEMS = 3  # nearest items a decision reports for its label
 
 
@@ -53,6 +60,7 @@ class Vote:
     end: int  # stream sample after its last sample
     ready: float  # monotonic time its last sample entered the ring buffer
     item: int = -1  # the index item behind the label (its nearest with that label); -1: not known
+    bound: float | None = None  # enrolled_only: the distance the nearest place had to beat (runtime.search)
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ class Decision:
     label: int
     confidence: float  # votes for the label / k
     votes: tuple[int, ...]  # votes per label, in model label order
-    k: int
+    k: int  # segments used (adaptive: as many as the vote needed)
     mode: str
     first_segment: int
     last_segment: int
@@ -68,6 +76,7 @@ class Decision:
     end: int  # stream sample after the last sample used
     ready: float  # monotonic time the last sample of the last segment entered the ring buffer
     evidence: tuple[tuple[int, float], ...] = ()  # (item, distance) nearest first, from the votes for ``label``
+    bound: float | None = None  # the ``bound`` of the vote behind evidence[0]
 
 
 def evidence(used: list[Vote], label: int) -> tuple[tuple[int, float], ...]:
@@ -79,16 +88,20 @@ def evidence(used: list[Vote], label: int) -> tuple[tuple[int, float], ...]:
     return tuple(sorted(best.items(), key=lambda kv: kv[1])[:EVIDENCE_ITEMS])
 
 
+FRESH_VOTE_MODES = ("window", "adaptive")  # switching to one of these starts a fresh vote
+
+
 class DecisionPolicy:
     """Majority vote over k segments, in window or sliding mode."""
 
-    def __init__(self, n_labels: int, k: int = 3, mode: str = "window", tie_break: str = "distance") -> None:
+    def __init__(self, n_labels: int, k: int = 3, mode: str = "window", tie_break: str = "distance", k_max: int = DEFAULT_K_MAX) -> None:
         if n_labels < 1:
             raise ValueError(f"need at least one label, got {n_labels}")
         if tie_break not in TIE_BREAKS:
             raise ValueError(f"tie_break {tie_break!r} is not accepted; accepted values: {', '.join(TIE_BREAKS)}")
         check_k(k)
         check_mode(mode)
+        self.k_max = check_k(k_max, "k_max")
         self.n_labels = n_labels
         self.tie_break = tie_break
         self._k, self._mode = k, mode
@@ -131,13 +144,24 @@ class DecisionPolicy:
         self._history.clear()
         self._since = 0
 
+    def relabel(self, new_ids: list[int], n_labels: int) -> None:
+        """The label list changed (an enrolled place added or forgotten while running): ``new_ids[old id]``
+        is each old label's new id, -1 for a label that is gone. Votes heard are kept under their new ids;
+        if a vote's label is gone the votes are dropped (as after a gap: ``reset``)."""
+        self.n_labels = n_labels
+        mapping = np.asarray(new_ids, dtype=np.int64)
+        if any(mapping[v.label] < 0 for v in self._history):
+            self.reset()
+            return
+        self._history = deque((dataclasses.replace(v, label=int(mapping[v.label])) for v in self._history), maxlen=MAX_K)
+
     def _apply_pending(self) -> None:
         with self._lock:
             if self._pending is None:
                 return
             k, mode = self._pending
             self._pending = None
-        if mode == "window" and self._mode != "window":
+        if mode in FRESH_VOTE_MODES and self._mode != mode:
             self._since = 0  # a fresh window
         self._k, self._mode = k, mode
 
@@ -147,7 +171,13 @@ class DecisionPolicy:
         self._history.append(v)
         self._since += 1
         k = self._k
-        if self._mode == "window":
+        if self._mode == "adaptive":
+            k = self._since
+            labels = np.fromiter((u.label for u in list(self._history)[-k:]), dtype=np.int64, count=k)
+            if k < self.k_max and not safe(np.bincount(labels, minlength=self.n_labels), self.k_max - k):
+                return None
+            self._since = 0
+        elif self._mode == "window":
             if self._since < k:
                 return None
             self._since = 0
@@ -157,6 +187,7 @@ class DecisionPolicy:
         labels = np.fromiter((u.label for u in used), dtype=np.int64, count=k)
         dists = np.fromiter((u.distance for u in used), dtype=np.float64, count=k)
         label, counts = vote(labels, dists, self.n_labels, self.tie_break)
+        ev = evidence(used, label)
         return Decision(
             label=label,
             confidence=float(counts[label]) / k,
@@ -168,8 +199,17 @@ class DecisionPolicy:
             start=used[0].start,
             end=used[-1].end,
             ready=used[-1].ready,
-            evidence=evidence(used, label),
+            evidence=ev,
+            bound=next((u.bound for u in used if ev and u.item == ev[0][0] and u.distance == ev[0][1]), None),
         )
+
+
+def safe(counts: np.ndarray, remaining: int) -> bool:
+    """The leader of ``counts`` stays the strict leader whatever the ``remaining`` votes are (all of them
+    could go to the runner-up)."""
+    top = np.sort(counts)[::-1]
+    second = top[1] if top.size > 1 else 0
+    return bool(top[0] > second + remaining)
 
 
 def check_k(k: int, name: str = "k") -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -49,6 +49,8 @@ class SegmentResult:
     end: int  # stream sample after its last sample
     ready: float  # monotonic time its last sample entered the ring buffer
     timings: tuple[float, float, float, float]  # seconds: features, encoder, search, total
+    bound: float | None = None  # enrolled_only: the distance its nearest place had to beat (runtime.search)
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)  # (D,) the segment's embedding (what an enrolment from the stream keeps)
 
 
 class Conditioner:
@@ -142,6 +144,15 @@ class Pipeline:
         self.segmenter = Segmenter(self.feature_config)
         self.policy.reset()
 
+    def swap_index(self, index) -> None:
+        """Search ``index`` from the next segment on (call between segments, from the thread that pushes).
+        Votes already heard are kept under their label names (DecisionPolicy.relabel)."""
+        if not 1 <= self.neighbours <= len(index):
+            raise ValueError(f"neighbours (decision.neighbours) must be from 1 to the index's {len(index)} items, got {self.neighbours}")
+        labels = tuple(index.labels)
+        self.policy.relabel([labels.index(x) if x in labels else -1 for x in self.labels], len(labels))
+        self.index, self.labels = index, labels
+
     def push(self, block: np.ndarray, ready: float | None = None) -> Iterator[tuple[SegmentResult, Decision | None]]:
         """Feed mono samples at the model's rate; yields (segment, decision or None) per completed segment.
 
@@ -150,7 +161,7 @@ class Pipeline:
         ready = time.monotonic() if ready is None else ready
         for i, x in self.segmenter.push(block):
             seg = self.process_segment(self._index_offset + i, x, ready)
-            yield seg, self.policy.push(Vote(seg.index, seg.label, seg.distance, seg.start, seg.end, seg.ready, seg.item))
+            yield seg, self.policy.push(Vote(seg.index, seg.label, seg.distance, seg.start, seg.end, seg.ready, seg.item, seg.bound))
 
     def process_segment(self, index: int, x: np.ndarray, ready: float) -> SegmentResult:
         """x: (context_samples + segment_samples,) -> the segment's label, distance and neighbours."""
@@ -183,12 +194,15 @@ class Pipeline:
             end=start + seg_len,
             ready=ready,
             timings=times,
+            bound=None if getattr(self.index, "bounds", None) is None else float(self.index.bounds[0]),
+            embedding=emb[0],
         )
 
 
 def load_artifacts(
     model_path: str | Path, index_path: str | Path, threads: int = 1, ef: int | None = None,
     enrolled_path: str | Path | None = None, enrolled_only: bool = False, unknown_threshold: float | None = None,
+    unknown_ratio: float | None = None,
 ):
     """The encoder and the index that matches it, with the enrolled places at ``enrolled_path`` (if any)
     searched beside it (runtime.search.Searcher); raises ArtifactError / ArtifactMismatch naming the fault,
@@ -203,7 +217,7 @@ def load_artifacts(
     if ef is not None:
         index.set_ef(ef)
     enrolled = EnrolledSet.load_or_empty(enrolled_path, encoder.meta) if enrolled_path is not None else None
-    return encoder, Searcher(index, enrolled, enrolled_only, unknown_threshold)
+    return encoder, Searcher(index, enrolled, enrolled_only, unknown_threshold, unknown_ratio)
 
 
 def classify_stream(pipeline: Pipeline, blocks: Iterator[np.ndarray]) -> Iterator[tuple[SegmentResult, Decision | None]]:

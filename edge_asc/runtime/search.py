@@ -6,9 +6,16 @@ order), then enrolled labels that are not model labels, then ``unknown`` when ``
 ids: the base index's 0..N-1, then the enrolled items N..N+M-1.
 
 * Default mode: the k nearest of both sets (an enrolled item of a model label adds audio to that class).
-* ``enrolled_only``: only enrolled items are candidates, and a neighbour farther than its place's threshold
-  (or ``unknown_threshold`` when given) counts as ``unknown``; so a segment whose nearest place is too far
-  votes ``unknown``.
+* ``enrolled_only``: only enrolled items are candidates, and a neighbour too far from the segment counts
+  as ``unknown``; so a segment whose nearest place is too far votes ``unknown``. Too far (the segment's
+  ``bound``, kept in ``bounds`` after each query):
+  - ``unknown_threshold`` given: farther than that one distance;
+  - else ``unknown_ratio`` given (the daemon's default, UNKNOWN_RATIO): farther than ``unknown_ratio`` x
+    the distance of the segment's nearest base-index item: the audio is more like the model's training
+    data (other places) than like the enrolled place. A ratio test uses the other audio the device
+    already has as negatives; bench/bench_enroll.py chose it over the per-place thresholds on unheard
+    recordings (per-fold encoders, nested selection): keep 0.78 / unknown 0.81 against 0.78 / 0.69;
+  - else farther than its place's threshold, calibrated from the enrolment audio (runtime.enrol).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import numpy as np
 from edge_asc.runtime.enrolled import UNKNOWN_LABEL
 from edge_asc.runtime.enrolled import EnrolledSet
 
+UNKNOWN_RATIO = 1.0  # the default ratio test: a place must be nearer than anything in the model's data (bench/bench_enroll.py)
 ORIGIN_MODEL = "model"  # an item of the base index (the model's training data)
 ORIGIN_ENROLLED = "enrolled"
 _CHUNK = re.compile(r"#(\d+)$")  # scene ids of long recordings cut into chunks end in #<chunk>
@@ -43,10 +51,16 @@ class Origin:
 class Searcher:
     """Base index + enrolled overlay, queried together (or the overlay alone with ``enrolled_only``)."""
 
-    def __init__(self, base, enrolled: EnrolledSet | None = None, enrolled_only: bool = False, unknown_threshold: float | None = None) -> None:
+    def __init__(
+        self, base, enrolled: EnrolledSet | None = None, enrolled_only: bool = False, unknown_threshold: float | None = None,
+        unknown_ratio: float | None = None,
+    ) -> None:
         self.base = base
         self.enrolled = enrolled if enrolled is not None else EnrolledSet.empty(base.manifest.encoder_meta())
         self.enrolled_only = enrolled_only
+        self.unknown_threshold = unknown_threshold
+        self.unknown_ratio = None if unknown_threshold is not None else unknown_ratio
+        self.bounds: np.ndarray | None = None  # enrolled_only: (B,) each query's bound (see the module's docstring)
         model_labels = tuple(base.labels)
         extra = tuple(x for x in self.enrolled.labels if x not in model_labels)
         self.labels: tuple[str, ...] = model_labels + extra + ((UNKNOWN_LABEL,) if enrolled_only else ())
@@ -59,6 +73,11 @@ class Searcher:
         fc = base.manifest.encoder_meta().feature_config
         self._segment_s = fc.segment_seconds
         self._chunk_s = float(base.manifest.dataset.get("chunk_seconds", 0.0) or 0.0)
+
+    def with_enrolled(self, enrolled: EnrolledSet) -> "Searcher":
+        """The same base index and options with another overlay (what the daemon swaps in on a reload);
+        raises ValueError as the constructor does."""
+        return Searcher(self.base, enrolled, self.enrolled_only, self.unknown_threshold, self.unknown_ratio)
 
     def __len__(self) -> int:
         return len(self.enrolled) if self.enrolled_only else len(self.base) + len(self.enrolled)
@@ -73,8 +92,14 @@ class Searcher:
         n_base = len(self.base)
         if self.enrolled_only:
             lab, dist, ids = self.enrolled.query(x, k)
+            if self.unknown_ratio is not None:
+                _, base_dist, _ = self.base.query(x, 1)
+                bound = np.broadcast_to(self.unknown_ratio * base_dist[:, :1], dist.shape)
+            else:
+                bound = self.thresholds[lab]
             labels = self._label_map[lab]
-            labels[dist > self.thresholds[lab]] = self.unknown_id
+            labels[dist > bound] = self.unknown_id
+            self.bounds = np.array(bound[:, 0], dtype=np.float32)
             return labels, dist, ids + n_base
         labels, dist, ids = self.base.query(x, min(k, n_base))
         if not len(self.enrolled):

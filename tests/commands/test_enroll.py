@@ -39,9 +39,16 @@ def test_an_enrolled_place_is_recognised_later_and_other_audio_is_unknown_with_e
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("enrolled kitchen: 20 segments from 6.0 s of audio, 20 in all, threshold ")
     later = _wav(tmp_path, "later.flac", "rain", 3.0, seed=500, start=6.0)
-    r = _cli(art, tmp_path, "classify", "--enrolled-only", "--json", str(later))
+    # the place's own calibrated threshold (unknown_ratio null): this synthetic "kitchen" is generated exactly as
+    # the fixture's training rain, so the default ratio test (below) cannot tell it from the model's data
+    thresholds = tmp_path / "thresholds.yaml"
+    thresholds.write_text("decision:\n  unknown_ratio: null\n")
+    r = _cli(art, tmp_path, "classify", "--config", str(thresholds), "--enrolled-only", "--json", str(later))
     events = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.returncode == 0 and len(events) == 3 and all(e["label"] == "kitchen" for e in events), r.stdout + r.stderr
+    r = _cli(art, tmp_path, "classify", "--enrolled-only", "--json", str(later))  # the ratio test: as near the model's rain
+    ratio = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 0 and len(ratio) == 3 and any(e["label"] == "unknown" for e in ratio), r.stdout + r.stderr
     ev = events[0]["evidence"][0]
     assert (ev["label"], ev["origin"], ev["source"], ev["enrolment"].split("@")[0]) == ("kitchen", "enrolled", "kitchen.flac", "kitchen")
     assert ev["distance"] <= events[0]["evidence"][-1]["distance"] and "unknown" not in events[0]

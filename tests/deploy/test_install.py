@@ -68,6 +68,10 @@ def make_root(path: Path) -> Path:
     (etc / "gshadow").chmod(0o640)
     if HOST_UNITS.is_dir():  # systemd's units, for systemctl --root and systemd-analyze verify --root
         shutil.copytree(HOST_UNITS, path / "usr" / "lib" / "systemd" / "system", symlinks=True)
+    (path / "usr" / "bin").mkdir(parents=True, exist_ok=True)  # merged /usr, as Debian 12: /bin -> usr/bin
+    (path / "bin").symlink_to("usr/bin")
+    if shutil.which("kill"):  # procps's kill, which the unit's ExecReload runs
+        shutil.copy2(shutil.which("kill"), path / "usr" / "bin" / "kill")
     return path
 
 

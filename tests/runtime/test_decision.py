@@ -79,3 +79,58 @@ def test_a_decision_carries_the_nearest_distinct_items_that_voted_for_its_label(
     (decision,) = _run(DecisionPolicy(2, k=5, mode="window"), votes)
     assert decision.label == 0 and decision.evidence == ((12, 0.2), (10, 0.5), (13, 0.9))  # item 11 voted for 1
     assert _run(DecisionPolicy(2, k=1), _votes([1]))[0].evidence == ()  # votes without items: no evidence
+
+
+# --- adaptive mode -------------------------------------------------------------------------------------
+
+
+def _decide_all(policy, labels, dists=None):
+    return [d for d in (policy.push(v) for v in _votes(labels, dists)) if d is not None]
+
+
+def test_adaptive_decides_as_soon_as_unanimous_votes_cannot_be_overturned():
+    decisions = _decide_all(DecisionPolicy(3, mode="adaptive", k_max=5), [1, 1, 1, 2, 2, 2])
+    assert [(d.label, d.k, d.first_segment, d.last_segment) for d in decisions] == [(1, 3, 0, 2), (2, 3, 3, 5)]
+    assert decisions[0].mode == "adaptive" and decisions[0].confidence == 1.0
+
+
+def test_adaptive_waits_for_k_max_when_the_vote_stays_open():
+    decisions = _decide_all(DecisionPolicy(3, mode="adaptive", k_max=4), [0, 1, 0, 1, 2])
+    assert [(d.k, d.last_segment) for d in decisions] == [(4, 3)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_every_adaptive_decision_is_the_k_max_window_vote_over_the_same_segments(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(4, size=200, p=[0.55, 0.25, 0.15, 0.05])
+    dists = rng.random(200)
+    k_max = int(rng.integers(2, 12))
+    for d in _decide_all(DecisionPolicy(4, mode="adaptive", k_max=k_max), labels.tolist(), dists.tolist()):
+        assert 1 <= d.k <= k_max
+        full = slice(d.first_segment, min(d.first_segment + k_max, len(labels)))
+        if full.stop - full.start == k_max:
+            assert d.label == vote(labels[full], dists[full], 4)[0]
+
+
+def test_switching_to_adaptive_starts_a_fresh_vote():
+    policy = DecisionPolicy(3, k=5, mode="sliding", k_max=3)
+    _decide_all(policy, [0, 0])
+    policy.set(mode="adaptive")
+    d = _decide_all(policy, [2, 2, 2])
+    assert [(x.label, x.k, x.votes) for x in d] == [(2, 2, (0, 0, 2))]  # the two sliding votes for 0 were not counted
+
+
+def test_a_bad_k_max_is_refused_naming_it():
+    with pytest.raises(ValueError, match="k_max"):
+        DecisionPolicy(3, mode="adaptive", k_max=0)
+
+
+def test_relabel_keeps_the_votes_under_their_new_ids_and_drops_them_when_a_label_is_gone():
+    policy = DecisionPolicy(3, k=3)
+    _decide_all(policy, [1, 1])
+    policy.relabel([0, 2, 1], 4)  # old 1 -> new 2
+    (d,) = _decide_all(policy, [2])
+    assert d.label == 2 and d.votes == (0, 0, 3, 0)
+    _decide_all(policy, [1, 0])
+    policy.relabel([0, -1, 1, 2], 3)  # label 1 is gone: the pending votes are dropped, as after a gap
+    assert _decide_all(policy, [0]) == []

@@ -68,3 +68,17 @@ def test_conditioner_in_blocks_equals_mixing_and_resampling_offline(block):
     from edge_asc.dsp.resample import resample
 
     np.testing.assert_array_equal(live, resample(to_mono(data), rate, 16000))
+
+
+def test_adaptive_decisions_on_generated_audio_come_early_and_name_the_scene(tiny_artifacts):
+    from edge_asc.runtime.pipeline import Pipeline, load_artifacts
+
+    encoder, index = load_artifacts(tiny_artifacts.model, tiny_artifacts.index)
+    for label in ("rain", "street_traffic"):
+        audio = read_audio(tiny_artifacts.clips[label], encoder.meta.feature_config.sample_rate)
+        pipeline = Pipeline(encoder, index, DecisionPolicy(len(index.labels), mode="adaptive", k_max=8))
+        decisions = [d for _, d in pipeline.push(audio) if d is not None]
+        assert decisions and all(1 <= d.k <= 8 and d.mode == "adaptive" for d in decisions)
+        assert [d.first_segment for d in decisions[1:]] == [d.last_segment + 1 for d in decisions[:-1]]  # no segment twice or skipped
+        assert np.mean([d.k for d in decisions]) < 8  # earlier than a fixed vote of k_max
+        assert sum(index.labels[d.label] == label for d in decisions) / len(decisions) > 0.8

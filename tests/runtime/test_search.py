@@ -65,3 +65,25 @@ def test_origins_name_the_training_recording_and_offset_or_the_enrolment(base):
     assert [Searcher(chunked).origin(i).offset_s for i in (0, 1)] == [0.9, 21.2]  # chunk 2 starts 20 s in
     e = s.origin(len(base) + 2)
     assert (e.kind, e.label, e.source, e.enrolment, e.offset_s) == (ORIGIN_ENROLLED, "kitchen", "kitchen.flac", "kitchen@t", 0.6)
+
+
+def test_the_ratio_test_calls_a_segment_nearer_to_the_models_data_than_to_its_place_unknown(base):
+    model_item = base.vectors([7])[0]
+    place = model_item + 0.5  # a place close to one of the model's items
+    s = Searcher(base, _overlay(base, {"kitchen": (place, 1e-6)}), enrolled_only=True, unknown_ratio=1.0)
+    near_place, near_model = place + 0.01, model_item + 0.01
+    labels, dist, _ = s.query(np.stack([near_place, near_model]), 1)
+    assert [s.labels[i] for i in labels[:, 0]] == ["kitchen", UNKNOWN_LABEL]  # the place's own tiny threshold plays no part
+    _, base_dist, _ = base.query(np.stack([near_place, near_model]), 1)
+    assert s.bounds == pytest.approx(base_dist[:, 0], rel=1e-5)  # the bound each segment had to beat
+    assert dist[1, 0] > s.bounds[1] and dist[0, 0] <= s.bounds[0]
+    stricter = Searcher(base, s.enrolled, enrolled_only=True, unknown_ratio=1e-4)
+    assert stricter.labels[stricter.query(near_place[None, :], 1)[0][0, 0]] == UNKNOWN_LABEL
+    fixed = Searcher(base, s.enrolled, enrolled_only=True, unknown_threshold=1e6, unknown_ratio=1.0)  # a fixed threshold wins
+    assert fixed.labels[fixed.query(near_model[None, :], 1)[0][0, 0]] == "kitchen"
+
+
+def test_with_enrolled_keeps_the_base_index_and_the_options(base):
+    s = Searcher(base, _overlay(base, {"kitchen": (np.zeros(base.manifest.embedding_size), 1.0)}), enrolled_only=True, unknown_ratio=0.7)
+    t = s.with_enrolled(_overlay(base, {"hall": (np.ones(base.manifest.embedding_size), 1.0)}))
+    assert t.base is s.base and t.enrolled_only and t.unknown_ratio == 0.7 and t.labels == base.labels + ("hall", UNKNOWN_LABEL)

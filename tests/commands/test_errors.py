@@ -1,0 +1,61 @@
+"""Errors a new user meets end in one line that says what is wrong, with a consistent exit status."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import soundfile as sf
+
+from edge_asc.cli import build_parser, main
+
+
+def _only_error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_a_missing_sound_file_is_not_found_not_a_system_error(tiny_artifacts, tmp_path, capsys):
+    missing = tmp_path / "nowhere.flac"
+    rc = main(["classify", str(missing), "--model", str(tiny_artifacts.model), "--index", str(tiny_artifacts.index)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert _only_error_lines(err) == [f"ERROR edge_asc.commands.classify: {missing}: cannot read audio (not found)"]
+
+
+def test_a_directory_given_as_a_sound_file_is_named_as_such(tiny_artifacts, tmp_path, capsys):
+    rc = main(["classify", str(tmp_path), "--model", str(tiny_artifacts.model), "--index", str(tiny_artifacts.index)])
+    assert rc == 2 and "cannot read audio (is a directory)" in capsys.readouterr().err
+
+
+def test_training_on_one_class_is_one_line_and_writes_nothing(tmp_path, capsys):
+    data = tmp_path / "data" / "rain"
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    sf.write(str(data / "a.flac"), (0.1 * rng.standard_normal(16000 * 3)).astype(np.float32), 16000)
+    out = tmp_path / "run"
+    rc = main(["train", "--data", str(tmp_path / "data"), "--out", str(out), "--epochs", "1", "--no-cache"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "training needs at least two classes, found 1 (rain)" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_devices_exits_the_same_with_and_without_json_when_there_is_no_device(monkeypatch, capsys):
+    from edge_asc.daemon import mic
+
+    monkeypatch.setattr(mic, "list_input_devices", lambda rescan=False: [])
+    assert main(["devices"]) == main(["devices", "--json"]) == 1
+    assert "no audio input device found" in capsys.readouterr().err
+
+
+def test_help_shows_each_default_once_and_none_for_flags_without_one():
+    from edge_asc.cli import HelpFormatter
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        assert "(default: None)" not in command.format_help(), name
+        formatter = HelpFormatter(name)
+        for action in command._actions:
+            text = formatter._get_help_string(action)
+            assert text.count("(default:") <= 1, f"{name} {action.option_strings}: {text}"
