@@ -59,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
     if not seg_labels:
         log.error("%s: shorter than one %.1f s segment; no decision", args.file, encoder.meta.feature_config.segment_seconds)
         return 1
+    if decisions == 0:  # k longer than the file: say so rather than print nothing
+        seconds = encoder.meta.feature_config.segment_seconds
+        log.warning(
+            "%s: %d segments (%.1f s) are fewer than k=%d (%.1f s): no decision; use a smaller --k",
+            args.file, len(seg_labels), len(seg_labels) * seconds, dc.k, dc.k * seconds,
+        )
     if not args.json:
         label, counts = vote(np.array(seg_labels), np.array(seg_dists), len(labels), dc.tie_break)
         sys.stdout.write(

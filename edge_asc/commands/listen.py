@@ -39,11 +39,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "hello and error always come",
     )
     parser.add_argument("--timeout", type=float, default=None, help="fail if no event arrives for this many seconds")
+    parser.add_argument(
+        "--socket-path", action="store_true",
+        help="print the Unix socket this command would connect to and exit (for socat: the same rule as root or not)",
+    )
+
+
+def socket_path() -> str:
+    """The first existing socket among the places a daemon listens, else where a daemon of this user would."""
+    from edge_asc.protocol.addresses import default_socket_path, socket_path_candidates
+
+    found = [p for p in socket_path_candidates() if p.exists()]
+    return str(found[0] if found else default_socket_path())
 
 
 def run(args: argparse.Namespace) -> int:
     from edge_asc.protocol.client import Client, DaemonNotRunning
     from edge_asc.protocol.records import ProtocolError
+
+    if args.socket_path:
+        print(args.socket or socket_path())
+        return 0
 
     uri = f"tcp://{args.tcp}" if args.tcp else args.socket
     client = Client(uri, timeout=args.timeout)

@@ -101,7 +101,7 @@ class EventServer:
             if not address.is_loopback and not allow_remote:
                 raise ServerError(
                     f"{address.uri}: refusing a non-loopback address (the protocol has no authentication); "
-                    "use 127.0.0.1 or ::1, or allow remote clients explicitly"
+                    "use 127.0.0.1 or ::1, and a tunnel (ssh -L) for clients on other machines"
                 )
         self._hello = hello
         self._on_request = on_request

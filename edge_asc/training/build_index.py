@@ -101,6 +101,7 @@ def build_index_from_dataset(
     in ``workers`` processes, so the items are what the daemon computes for the same audio. Scenes are taken
     a group of files at a time; only embeddings are kept. ``max_items_per_label`` keeps at most that many
     items per label (round-robin over recordings, see ``select_per_label``) before the graph is built.
+    (Over 60 lines only by its keyword signature, the index settings that build-index passes through.)
     """
     meta: ModelMeta = encoder.meta
     if dataset.sample_rate != meta.feature_config.sample_rate:

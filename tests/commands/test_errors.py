@@ -59,3 +59,11 @@ def test_help_shows_each_default_once_and_none_for_flags_without_one():
         for action in command._actions:
             text = formatter._get_help_string(action)
             assert text.count("(default:") <= 1, f"{name} {action.option_strings}: {text}"
+
+
+def test_a_k_longer_than_the_file_is_a_warning_not_silence(tiny_artifacts, capsys):
+    clip = tiny_artifacts.clips["rain"]  # 6 s: 20 segments
+    rc = main(["classify", str(clip), "--k", "30", "--json", "--model", str(tiny_artifacts.model), "--index", str(tiny_artifacts.index)])
+    captured = capsys.readouterr()
+    assert rc == 0 and captured.out == ""
+    assert "are fewer than k=30 (9.0 s): no decision; use a smaller --k" in captured.err

@@ -44,3 +44,13 @@ def test_listen_without_a_daemon_is_a_clear_error(sock_dir):
     proc = listen_command("--socket", f"{sock_dir}/missing.sock")
     assert proc.wait(30) == 1
     assert f"no edge-asc daemon: no socket at {sock_dir}/missing.sock" in proc.stderr.read().decode()
+
+
+def test_socket_path_prints_the_socket_a_daemon_of_this_user_listens_on(tmp_path, monkeypatch, capsys):
+    from edge_asc.cli import main
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert main(["listen", "--socket-path"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "edge-asc" / "edge-asc.sock")
+    assert main(["listen", "--socket-path", "--socket", "/run/x.sock"]) == 0
+    assert capsys.readouterr().out.strip() == "/run/x.sock"
