@@ -19,6 +19,8 @@ from edge_asc.daemon.config import LOG_LEVELS
 
 log = logging.getLogger(__name__)
 
+TRAIN_EXTRA = ("torch", "onnx", "librosa", "matplotlib", "tqdm")  # pyproject's [train] extra: not on a device
+
 # sub-command name -> module under edge_asc.commands
 COMMANDS = {
     "train": "train",
@@ -88,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except ConfigError as exc:
         log.error("configuration: %s", exc)
+        return 2
+    except ModuleNotFoundError as exc:  # a training command on the device install (no torch)
+        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA:
+            raise
+        log.error("edge-asc %s needs the training extra, which this installation lacks (no module %s): "
+                  "pip install '.[train]' in a clone", args.command, exc.name)
         return 2
     except KeyboardInterrupt:
         return 130

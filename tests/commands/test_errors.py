@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from edge_asc.cli import build_parser, main
@@ -28,6 +29,7 @@ def test_a_directory_given_as_a_sound_file_is_named_as_such(tiny_artifacts, tmp_
 
 
 def test_training_on_one_class_is_one_line_and_writes_nothing(tmp_path, capsys):
+    pytest.importorskip("torch")
     data = tmp_path / "data" / "rain"
     data.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -67,3 +69,16 @@ def test_a_k_longer_than_the_file_is_a_warning_not_silence(tiny_artifacts, capsy
     captured = capsys.readouterr()
     assert rc == 0 and captured.out == ""
     assert "are fewer than k=30 (9.0 s): no decision; use a smaller --k" in captured.err
+
+
+def test_a_training_command_without_the_training_extra_says_what_to_install(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as on the device install: import torch fails
+    for name in [m for m in sys.modules if m.startswith("edge_asc.training.") and m != "edge_asc.training.config"]:
+        monkeypatch.delitem(sys.modules, name)
+    (tmp_path / "a").mkdir()
+    rc = main(["export", str(tmp_path / "a"), "--out", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "edge-asc export needs the training extra, which this installation lacks (no module torch)" in err
