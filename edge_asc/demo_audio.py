@@ -160,7 +160,10 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
         raise DemoAudioUnavailable(f"{what}: {exc}") from None
     if done.returncode != 0:
         errors = [line for line in done.stderr.splitlines() if line.strip()]
-        raise DemoAudioUnavailable(f"{what} failed: {errors[-1] if errors else f'exit code {done.returncode}'}")
+        last = errors[-1] if errors else f"exit code {done.returncode}"
+        if "Unable to locate package" in last:
+            last += " (no package lists: run sudo apt-get update once)"
+        raise DemoAudioUnavailable(f"{what} failed: {last}")
     for line in done.stderr.splitlines():
         log.debug("%s: %s", cmd[0], line)
 

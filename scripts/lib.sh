@@ -4,13 +4,20 @@
 
 VENV="${VENV:-.venv}"             # the clone's virtual environment (scripts/test.sh and .ci/run use it)
 APT_WAIT_S="${APT_WAIT_S:-600}"   # how long to wait for another apt/dpkg to finish
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "$0: run as root or install sudo (apt packages are needed)" >&2; exit 1; }
-    SUDO="sudo"
-fi
-
 step() { echo "==> $*"; }
+
+# as_root CMD...: CMD as root (sudo when not root), decided when something actually needs root, so a
+# machine with everything installed runs the scripts without sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        echo "$0: these system packages must be installed as root (no sudo here): run as root" >&2
+        return 1
+    fi
+}
 
 # apt_retry ARGS...: apt-get ARGS, retrying while another process holds an apt lock (dpkg's lock is waited
 # for by DPkg::Lock::Timeout; apt-get update's lists lock is not, hence the loop). Needs pipefail.
@@ -18,7 +25,7 @@ apt_retry() {
     local deadline=$(( $(date +%s) + APT_WAIT_S )) log
     log="$(mktemp)"
     while true; do
-        if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_WAIT_S" "$@" 2>&1 | tee "$log"; then
+        if as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_WAIT_S" "$@" 2>&1 | tee "$log"; then
             rm -f "$log"
             return 0
         fi
@@ -57,9 +64,13 @@ apt_install() {
 # never into the system Python (which Debian 12 marks externally managed, PEP 668).
 make_venv() {
     local python="${PYTHON:-python3}"
-    if [ -x "$VENV/bin/python" ]; then
+    if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
         step "using the virtual environment $VENV ($("$VENV/bin/python" --version))"
         return 0
+    fi
+    if [ -e "$VENV" ]; then  # left half-made by an interrupted run (no pip in it): make it again
+        step "the virtual environment $VENV is incomplete (no pip); making it again"
+        rm -rf "$VENV"
     fi
     command -v "$python" >/dev/null || { echo "$0: $python not found (set PYTHON=...)" >&2; exit 1; }
     step "creating the virtual environment $VENV with $python ($("$python" --version))"
