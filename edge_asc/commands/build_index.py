@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_asc.contract import ArtifactError
     from edge_asc.runtime.encoder import Encoder
     from edge_asc.training.build_index import build_index_from_dataset
+    from edge_asc.training.extract import ExtractionError
 
     config = config_from_args(args)
     try:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             max_items_per_label=config.max_per_label, seed=config.seed, batch_size=config.batch_size, threads=config.threads,
             cache=cache_from_args(args), workers=args.extract_workers,
         )
-    except (DatasetError, ValueError) as exc:
+    except (DatasetError, ExtractionError, ValueError) as exc:
         log.error("%s", exc)
         return 1
     if dataset.skipped:

@@ -103,7 +103,7 @@ def _classify(args: argparse.Namespace, pipeline, labels: tuple[str, ...], rate:
             if decision is None:
                 continue
             decisions += 1
-            event = scene_event(decision, labels, rate, searcher=pipeline.index)
+            event = scene_event(decision, labels, rate)
             if args.json:
                 out.write(event.to_line().decode("utf-8"))
             else:

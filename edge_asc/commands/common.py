@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -108,7 +107,10 @@ def add_cache_arguments(parser: argparse.ArgumentParser, workers_help: str | Non
     from edge_asc.training.feature_cache import FeatureCache
 
     if workers_help is not None:
-        parser.add_argument("--extract-workers", type=int, default=os.cpu_count() or 1, metavar="N", help=workers_help)
+        from edge_asc.training.distributed import default_extract_workers
+
+        parser.add_argument("--extract-workers", type=int, default=default_extract_workers(), metavar="N",
+                            help=f"{workers_help} (default: this machine's cores over its training ranks, here {default_extract_workers()})")
     parser.add_argument("--cache-dir", type=Path, default=FeatureCache.default_dir(), metavar="DIR",
                         help="feature cache (environment EDGE_ASC_CACHE overrides the default)")
     parser.add_argument("--no-cache", action="store_true", help="keep the features in memory only, no cache files")

@@ -109,6 +109,7 @@ def refuse_other_report(out: Path, data: Path, layout: str, config: EvalConfig, 
 
 def run(args: argparse.Namespace) -> int:
     from edge_asc.evaluation.evaluate import run_evaluation
+    from edge_asc.training.extract import ExtractionError
     from edge_asc.training.layouts import DatasetError
 
     config, train_config = load_configs(args.config, args)
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             log.error("%s", refusal)
             return 2
         report = run_evaluation(args.data, args.out, config, train_config, command=command, layout=args.layout, cache=cache_from_args(args))
-    except DatasetError as exc:
+    except (DatasetError, ExtractionError) as exc:
         log.error("%s", exc)
         return 2
     main = report.headline()

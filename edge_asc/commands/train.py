@@ -124,6 +124,7 @@ def train_here(args: argparse.Namespace) -> int:
     """The training itself, in this process (one rank of a torchrun, or the only one)."""
     from edge_asc.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
     from edge_asc.training.datasets import load_dataset
+    from edge_asc.training.extract import ExtractionError
     from edge_asc.training.layouts import DatasetError
     from edge_asc.training.train import train
 
@@ -163,6 +164,9 @@ def train_here(args: argparse.Namespace) -> int:
     except ValueError as exc:  # data the trainer cannot use (e.g. a class with a single segment)
         log.error("%s: %s", args.data, exc)
         return 2
+    except ExtractionError as exc:  # every other scene's features are cached: a rerun starts from them
+        log.error("%s", exc)
+        return 1
     if not main:
         return 0
     if args.resume:

@@ -121,8 +121,8 @@ class DecisionConfig:
     )
     unknown_ratio: float | None = _f(
         UNKNOWN_RATIO, "enrolled_only, without unknown_threshold: a segment votes its nearest place only if that place is at most this "
-        "many times as far as the nearest item of the model's index (the ratio test of bench/bench_enroll.py); null: each place's "
-        "own threshold",
+        "many times as far as the nearest item of the model's index, both distances squared L2 (so 0.81 means 0.9 times the "
+        "plain distance; the ratio test of bench/bench_enroll.py); null: each place's own threshold",
     )
 
     def __post_init__(self) -> None:

@@ -78,6 +78,7 @@ class Daemon:
         )
         self.enrolments = None if self.watcher is None else LiveEnrolments(
             self.watcher.directory, encoder.meta, tuple(self.meta.labels), self.server.publish, self._ask_reload,
+            config.audio.no_data_timeout,
         )
         self._stop = threading.Event()  # the daemon should stop (signal, end of file, fatal error)
         self._worker_stop = threading.Event()  # the worker should drain the ring and end
@@ -140,6 +141,8 @@ class Daemon:
     def _error(self, code: str, message: str) -> None:
         (log.warning if code == SOURCE_LOST else log.info)("%s", message)
         self.server.publish(Error(code, message))
+        if code == SOURCE_LOST and self.enrolments is not None:
+            self.enrolments.cancel("the audio source was lost during the enrolment; nothing was remembered")
 
     # --- life cycle (main thread) -----------------------------------------------------------------
     def run(self) -> int:
@@ -181,6 +184,8 @@ class Daemon:
             if self._stop.wait(min(SIGNAL_POLL_S, max(0.0, next_status - time.monotonic()))):
                 return
             self._check_enrolled()
+            if self.enrolments is not None:
+                self.enrolments.expire(time.monotonic())
             self._warn_overflows()
             now = time.monotonic()
             if now >= next_status:
@@ -206,7 +211,7 @@ class Daemon:
         self._reload_asked = False
         with self._swap_lock:
             current = self._next_index or self.searcher
-        found = self.watcher.load(current)
+        found = self.watcher.load(current, self.pipeline.neighbours)
         if isinstance(found, str):
             log.warning("%s", found)
             return
@@ -342,8 +347,8 @@ class Daemon:
         """Search the reloaded index from the next segment on (worker thread, between two segments)."""
         with self._swap_lock:
             index, self._next_index = self._next_index, None
-        self.pipeline.swap_index(index)
-        self.searcher, self.labels = index, tuple(index.labels)
+        if index is not None and self.pipeline.swap_index(index):  # never raises: a refused index is logged and not used
+            self.searcher, self.labels = index, tuple(index.labels)
 
     def _process(self, block, arrived: float) -> None:
         """Mono model-rate samples -> segment and scene events."""
@@ -354,11 +359,11 @@ class Daemon:
             self._swap()
         enrolments = self.enrolments
         if enrolments is not None:
-            enrolments.on_block(block)
+            enrolments.on_block(block, self.pipeline.samples_in, self.pipeline.run_start)
         for seg, decision in self.pipeline.push(block, arrived):
             if enrolments is not None:
-                enrolments.on_segment(seg.embedding)
+                enrolments.on_segment(seg.start, seg.embedding)
             if self.server.has_subscribers("segment"):
                 publish(segment_event(seg, self.labels, self.rate))
             if decision is not None:
-                publish(scene_event(decision, self.labels, self.rate, searcher=self.searcher))
+                publish(scene_event(decision, self.labels, self.rate))

@@ -10,29 +10,25 @@ from edge_asc.runtime.decision import Decision
 from edge_asc.runtime.pipeline import STAGES, SegmentResult
 
 
-def explain(decision: Decision, labels: tuple[str, ...], searcher) -> tuple[tuple[Evidence, ...], Unknown | None]:
-    """The decision's evidence with each item's origin (``searcher``: runtime.search.Searcher), and for an
-    ``unknown`` decision the nearest enrolled place, its distance and threshold."""
-    if searcher is None or not decision.evidence:
-        return (), None
+def explain(decision: Decision, labels: tuple[str, ...]) -> tuple[tuple[Evidence, ...], Unknown | None]:
+    """The decision's evidence (each item's runtime.search.Origin, resolved when its segment was heard), and
+    for an ``unknown`` decision the nearest enrolled place, its distance and the bound it had to beat."""
     found = []
-    for item, distance in decision.evidence:
-        o = searcher.origin(item)
+    for o, distance, _ in decision.evidence:
         found.append(Evidence(o.label, distance, o.kind, o.recording, o.offset_s, o.enrolment, o.enrolled_at, o.source))
     unknown = None
-    if labels[decision.label] == UNKNOWN_LABEL:
-        item, distance = decision.evidence[0]
-        o = searcher.origin(item)
-        threshold = decision.bound if decision.bound is not None else o.threshold
+    if decision.evidence and labels[decision.label] == UNKNOWN_LABEL:
+        o, distance, bound = decision.evidence[0]
+        threshold = bound if bound is not None else o.threshold
         unknown = Unknown(o.label, distance, threshold if threshold is not None else 0.0)
     return tuple(found), unknown
 
 
-def scene_event(decision: Decision, labels: tuple[str, ...], sample_rate: int, now_mono: float | None = None, searcher=None):
-    """protocol.Scene of a decision; latency_ms runs from the last sample entering the ring to now. With
-    ``searcher`` (the index searched), the decision carries its evidence."""
+def scene_event(decision: Decision, labels: tuple[str, ...], sample_rate: int, now_mono: float | None = None):
+    """protocol.Scene of a decision; latency_ms runs from the last sample entering the ring to now. The
+    evidence is the decision's (empty when the index searched names no origins)."""
     now_mono = time.monotonic() if now_mono is None else now_mono
-    evidence, unknown = explain(decision, labels, searcher)
+    evidence, unknown = explain(decision, labels)
     return Scene(
         label=labels[decision.label],
         confidence=decision.confidence,

@@ -31,7 +31,8 @@ def task_source(ctx: Context, task: Task, data: TaskData, train_labels: np.ndarr
     Their augmentation draws depend only on (the task's seed, the epoch, the scene and its partner), so the
     methods of a (fold, seed) train on identical augmented data (a paired comparison), and the feature cache
     (``ctx.cache``) computes each draw once: for the first method, and for every later method, resumed run or
-    other job reading the same cache directory, it is read back. Extraction runs in this process when the
+    other job reading the same cache directory, it is read back (an in-memory cache, --no-cache, keeps only the
+    clean features and the last draw: each method computes its draws again, the same bytes). Extraction runs in this process when the
     evaluation runs several jobs, else in a pool of one process per CPU.
     """
     config = unit_train_config(ctx.train_config, task, task.methods[0], threads=1)  # seed, augmentation, features

@@ -13,9 +13,12 @@ Modes:
 Tie-break (``distance``, the default): among the labels with the most votes, the one whose votes have
 the smallest summed distance to their nearest neighbours wins; if that is also equal, the label that
 comes first in the model's label list. ``label_order`` skips the distance step. Confidence is the
-winner's share of the k votes. Evidence: the EVIDENCE_ITEMS nearest items (id, distance) among the votes
-for the winner, which the scene event turns into neighbours with their origin. The same vote (``vote``) turns a segment's n nearest neighbours into
-the segment's label when more than one neighbour is asked for.
+winner's share of the k votes. Evidence: the EVIDENCE_ITEMS nearest items (origin, distance, bound) among
+the votes for the winner, which the scene event turns into neighbours with their origin. Each vote carries
+its item's origin, resolved when the segment was heard (runtime.pipeline), never an item id: item ids are
+only valid in the index searched then, and the enrolled overlay can be swapped (and renumbered by a
+``forget``) before the decision. The same vote (``vote``) turns a segment's n nearest neighbours into the
+segment's label when more than one neighbour is asked for.
 
 k and mode can be changed while running (``set``, ``set_k``, ``set_mode``, from any thread): the change
 takes effect at the next segment, and ``set`` changes both in one step; votes already heard are kept,
@@ -28,6 +31,7 @@ import dataclasses
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Hashable
 
 import numpy as np
 
@@ -59,8 +63,11 @@ class Vote:
     start: int  # stream sample of the segment's first sample (model rate)
     end: int  # stream sample after its last sample
     ready: float  # monotonic time its last sample entered the ring buffer
-    item: int = -1  # the index item behind the label (its nearest with that label); -1: not known
+    origin: Hashable | None = None  # where the item behind the label (its nearest with that label) came from (runtime.search.Origin); None: not known
     bound: float | None = None  # enrolled_only: the distance the nearest place had to beat (runtime.search)
+
+
+Evidence = tuple[Hashable, float, "float | None"]  # one item behind a decision: (origin, distance, the vote's bound)
 
 
 @dataclass(frozen=True)
@@ -75,17 +82,18 @@ class Decision:
     start: int  # stream sample of the first sample used
     end: int  # stream sample after the last sample used
     ready: float  # monotonic time the last sample of the last segment entered the ring buffer
-    evidence: tuple[tuple[int, float], ...] = ()  # (item, distance) nearest first, from the votes for ``label``
-    bound: float | None = None  # the ``bound`` of the vote behind evidence[0]
+    evidence: tuple[Evidence, ...] = ()  # (origin, distance, bound) nearest first, from the votes for ``label``
 
 
-def evidence(used: list[Vote], label: int) -> tuple[tuple[int, float], ...]:
-    """The EVIDENCE_ITEMS nearest distinct items among the votes for ``label``."""
-    best: dict[int, float] = {}
+def evidence(used: list[Vote], label: int) -> tuple[Evidence, ...]:
+    """The EVIDENCE_ITEMS nearest distinct items among the votes for ``label``, each with the bound of the
+    vote that heard it nearest."""
+    best: dict[Hashable, Vote] = {}
     for u in used:
-        if u.label == label and u.item >= 0 and u.distance < best.get(u.item, float("inf")):
-            best[u.item] = u.distance
-    return tuple(sorted(best.items(), key=lambda kv: kv[1])[:EVIDENCE_ITEMS])
+        if u.label == label and u.origin is not None and (u.origin not in best or u.distance < best[u.origin].distance):
+            best[u.origin] = u
+    nearest = sorted(best.values(), key=lambda u: u.distance)[:EVIDENCE_ITEMS]
+    return tuple((u.origin, u.distance, u.bound) for u in nearest)
 
 
 FRESH_VOTE_MODES = ("window", "adaptive")  # switching to one of these starts a fresh vote
@@ -187,7 +195,6 @@ class DecisionPolicy:
         labels = np.fromiter((u.label for u in used), dtype=np.int64, count=k)
         dists = np.fromiter((u.distance for u in used), dtype=np.float64, count=k)
         label, counts = vote(labels, dists, self.n_labels, self.tie_break)
-        ev = evidence(used, label)
         return Decision(
             label=label,
             confidence=float(counts[label]) / k,
@@ -199,8 +206,7 @@ class DecisionPolicy:
             start=used[0].start,
             end=used[-1].end,
             ready=used[-1].ready,
-            evidence=ev,
-            bound=next((u.bound for u in used if ev and u.item == ev[0][0] and u.distance == ev[0][1]), None),
+            evidence=evidence(used, label),
         )
 
 

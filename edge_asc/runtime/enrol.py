@@ -19,6 +19,7 @@ stored and reported with each place either way.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -140,13 +141,29 @@ def enrol_embeddings(directory: str | Path, meta, label: str, pieces: Sequence[P
         except ArtifactError as exc:
             raise EnrolError(str(exc)) from None
         new = current
-        for i, p in enumerate(pieces):
-            eid = f"{label}@{now}" + (f"#{i + 1}" if len(pieces) > 1 else "")
+        for p in pieces:
+            eid = unique_id(f"{label}@{utc_now_precise()}", {e.id for e in new.manifest.enrolments})
             new = new.with_items(Enrolment(eid, label, p.name, now, round(p.seconds, 3), int(p.embeddings.shape[0])), p.embeddings, p.offsets)
         new = recalibrated(new, label)
         _save(new, directory)
     added = sum(p.embeddings.shape[0] for p in pieces)
     return EnrolResult(label, added, sum(p.seconds for p in pieces), new.manifest.thresholds[label], new.counts()[label], label in model_labels)
+
+
+def utc_now_precise() -> str:
+    """UTC now to the microsecond (an enrolment's id; its ``time`` stays in whole seconds)."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def unique_id(base: str, taken: set[str]) -> str:
+    """``base``, or ``base#2``, ``base#3``... whichever is not ``taken`` (ids are made under the overlay's
+    lock, so two enrolments can never get the same one, even within a microsecond)."""
+    eid, n = base, 1
+    while eid in taken:
+        n += 1
+        eid = f"{base}#{n}"
+    return eid
 
 
 def forget(directory: str | Path, label: str) -> int:

@@ -49,7 +49,7 @@ LABEL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # what an enrolled label may
 class Enrolment:
     """One ``enroll`` run: which label it added to, from what audio, when, and how many items."""
 
-    id: str  # unique in the overlay: "<label>@<time>"
+    id: str  # unique in the overlay: "<label>@<UTC time to the microsecond>", "#<n>" added if ever taken (runtime.enrol.unique_id)
     label: str
     source: str  # the file's name, or "mic" / "mic:DEVICE"
     time: str  # UTC, ISO 8601
@@ -199,9 +199,10 @@ class EnrolledSet:
         """Every item, enrolment and threshold of ``label`` removed (indices renumbered)."""
         keep = self.item_labels != self.labels.index(label)
         labels = tuple(x for x in self.labels if x != label)
-        enrolments = tuple(e for e in self.manifest.enrolments if e.label != label)
+        kept = [e.label != label for e in self.manifest.enrolments]
+        enrolments = tuple(e for e, k in zip(self.manifest.enrolments, kept) if k)
         label_map = np.array([labels.index(x) if x in labels else -1 for x in self.labels], dtype=np.int64)
-        enr_map = np.array([enrolments.index(e) if e in enrolments else -1 for e in self.manifest.enrolments], dtype=np.int64)
+        enr_map = np.where(kept, np.cumsum(kept) - 1, -1).astype(np.int64)  # by position: equal records stay apart
         manifest = dataclasses.replace(
             self.manifest, labels=labels, thresholds={k: v for k, v in self.manifest.thresholds.items() if k != label},
             enrolments=enrolments, count=int(keep.sum()), updated=utc_now(), files={},

@@ -44,7 +44,7 @@ class SegmentResult:
     neighbour_labels: tuple[int, ...]  # the n nearest neighbours, nearest first
     neighbour_distances: tuple[float, ...]
     neighbour_ids: tuple[int, ...]  # item ids in the index searched (edge_asc.runtime.search.Searcher.origin)
-    item: int  # the nearest neighbour with the segment's label
+    item: int  # the nearest neighbour with the segment's label; -1: none (enrolled_only with no place enrolled)
     start: int  # stream sample of the segment's first sample (model rate)
     end: int  # stream sample after its last sample
     ready: float  # monotonic time its last sample entered the ring buffer
@@ -113,8 +113,9 @@ class Pipeline:
     """Features -> encoder -> index search -> decision policy, per 300 ms segment."""
 
     def __init__(self, encoder, index, policy: DecisionPolicy, neighbours: int = 1) -> None:
-        if not 1 <= neighbours <= len(index):
-            raise ValueError(f"neighbours (decision.neighbours) must be from 1 to the index's {len(index)} items, got {neighbours}")
+        problem = neighbours_problem(neighbours, index)
+        if problem:
+            raise ValueError(problem)
         self.encoder = encoder
         self.index = index
         self.policy = policy
@@ -137,6 +138,12 @@ class Pipeline:
     def samples_in(self) -> int:
         return self._sample_offset + self.segmenter.samples_in
 
+    @property
+    def run_start(self) -> int:
+        """Stream sample where the current run of audio began (0, or the last ``restart``): the left
+        context of the segments before it is zeros, not audio."""
+        return self._sample_offset
+
     def restart(self) -> None:
         """A gap in the audio (a lost source came back): fresh left context and fresh votes; times go on."""
         self._sample_offset += self.segmenter.samples_in
@@ -144,14 +151,20 @@ class Pipeline:
         self.segmenter = Segmenter(self.feature_config)
         self.policy.reset()
 
-    def swap_index(self, index) -> None:
+    def swap_index(self, index) -> bool:
         """Search ``index`` from the next segment on (call between segments, from the thread that pushes).
-        Votes already heard are kept under their label names (DecisionPolicy.relabel)."""
-        if not 1 <= self.neighbours <= len(index):
-            raise ValueError(f"neighbours (decision.neighbours) must be from 1 to the index's {len(index)} items, got {self.neighbours}")
+        Votes already heard are kept under their label names (DecisionPolicy.relabel), with the origins
+        they were heard with. Never raises (it runs on the daemon's worker): an index that cannot answer
+        ``neighbours`` neighbours is not swapped in (False, and a warning); callers check it first
+        (``neighbours_problem``)."""
+        problem = neighbours_problem(self.neighbours, index)
+        if problem:
+            log.warning("the new index is not used, the previous one stays: %s", problem)
+            return False
         labels = tuple(index.labels)
         self.policy.relabel([labels.index(x) if x in labels else -1 for x in self.labels], len(labels))
         self.index, self.labels = index, labels
+        return True
 
     def push(self, block: np.ndarray, ready: float | None = None) -> Iterator[tuple[SegmentResult, Decision | None]]:
         """Feed mono samples at the model's rate; yields (segment, decision or None) per completed segment.
@@ -161,7 +174,8 @@ class Pipeline:
         ready = time.monotonic() if ready is None else ready
         for i, x in self.segmenter.push(block):
             seg = self.process_segment(self._index_offset + i, x, ready)
-            yield seg, self.policy.push(Vote(seg.index, seg.label, seg.distance, seg.start, seg.end, seg.ready, seg.item, seg.bound))
+            origin = self.index.origin(seg.item) if seg.item >= 0 and hasattr(self.index, "origin") else None
+            yield seg, self.policy.push(Vote(seg.index, seg.label, seg.distance, seg.start, seg.end, seg.ready, origin, seg.bound))
 
     def process_segment(self, index: int, x: np.ndarray, ready: float) -> SegmentResult:
         """x: (context_samples + segment_samples,) -> the segment's label, distance and neighbours."""
@@ -199,14 +213,24 @@ class Pipeline:
         )
 
 
+def neighbours_problem(neighbours: int, index) -> str | None:
+    """Why ``index`` cannot answer ``neighbours`` neighbours per segment (a one-line message), or None.
+    A Searcher says how many it can answer (``max_neighbours``: an enrolled-only one with no place still
+    answers ``unknown``); another index, as many as it has items."""
+    most = getattr(index, "max_neighbours", None)
+    most = len(index) if most is None else most
+    if 1 <= neighbours <= most:
+        return None
+    return f"neighbours (decision.neighbours) must be from 1 to the index's {most} items, got {neighbours}"
+
+
 def load_artifacts(
     model_path: str | Path, index_path: str | Path, threads: int = 1, ef: int | None = None,
     enrolled_path: str | Path | None = None, enrolled_only: bool = False, unknown_threshold: float | None = None,
     unknown_ratio: float | None = None,
 ):
     """The encoder and the index that matches it, with the enrolled places at ``enrolled_path`` (if any)
-    searched beside it (runtime.search.Searcher); raises ArtifactError / ArtifactMismatch naming the fault,
-    ValueError when ``enrolled_only`` finds no enrolled place."""
+    searched beside it (runtime.search.Searcher); raises ArtifactError / ArtifactMismatch naming the fault."""
     from edge_asc.runtime.encoder import Encoder
     from edge_asc.runtime.enrolled import EnrolledSet
     from edge_asc.runtime.index import SegmentIndex

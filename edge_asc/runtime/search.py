@@ -16,10 +16,17 @@ ids: the base index's 0..N-1, then the enrolled items N..N+M-1.
     already has as negatives; bench/bench_enroll.py chose it over the per-place thresholds on unheard
     recordings (per-fold encoders, nested selection): keep 0.78 / unknown 0.81 against 0.78 / 0.69;
   - else farther than its place's threshold, calibrated from the enrolment audio (runtime.enrol).
+  With no place enrolled (the last one forgotten while the daemon runs, or before the first enrolment)
+  every segment is ``unknown``: its neighbours are ``unknown`` at the distances of its nearest base items,
+  with item id -1 (no item to name); the daemon keeps running and picks up the next enrolment.
+
+All distances here are squared L2 distances (the index's), and so are the thresholds and bounds; the ratio
+test compares squared distances (a ratio r on squared distances is sqrt(r) on plain L2 distances).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -27,6 +34,8 @@ import numpy as np
 
 from edge_asc.runtime.enrolled import UNKNOWN_LABEL
 from edge_asc.runtime.enrolled import EnrolledSet
+
+log = logging.getLogger(__name__)
 
 UNKNOWN_RATIO = 1.0  # the default ratio test: a place must be nearer than anything in the model's data (bench/bench_enroll.py)
 ORIGIN_MODEL = "model"  # an item of the base index (the model's training data)
@@ -69,27 +78,36 @@ class Searcher:
         t = self.enrolled.manifest.thresholds
         self.thresholds = np.array([t[x] if unknown_threshold is None else unknown_threshold for x in self.enrolled.labels], dtype=np.float32)
         if enrolled_only and not len(self.enrolled):
-            raise ValueError("enrolled_only: no places are enrolled; enrol one first (edge-asc enroll --label NAME FILE)")
+            log.warning("enrolled_only: no places are enrolled, so every segment is unknown; enrol one (edge-asc enroll --label NAME FILE)")
         fc = base.manifest.encoder_meta().feature_config
         self._segment_s = fc.segment_seconds
         self._chunk_s = float(base.manifest.dataset.get("chunk_seconds", 0.0) or 0.0)
 
     def with_enrolled(self, enrolled: EnrolledSet) -> "Searcher":
-        """The same base index and options with another overlay (what the daemon swaps in on a reload);
-        raises ValueError as the constructor does."""
+        """The same base index and options with another overlay (what the daemon swaps in on a reload)."""
         return Searcher(self.base, enrolled, self.enrolled_only, self.unknown_threshold, self.unknown_ratio)
 
     def __len__(self) -> int:
         return len(self.enrolled) if self.enrolled_only else len(self.base) + len(self.enrolled)
+
+    @property
+    def max_neighbours(self) -> int:
+        """The most neighbours ``query`` answers: the candidate items (enrolled_only with no place: the base
+        index's, all of them ``unknown``)."""
+        return len(self.base) if self.enrolled_only and not len(self.enrolled) else len(self)
 
     def set_ef(self, ef: int) -> None:
         self.base.set_ef(ef)
 
     def query(self, x: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x (B, D) -> labels (B, k), squared L2 distances (B, k) float32, item ids (B, k), nearest first."""
-        if not 1 <= k <= len(self):
-            raise ValueError(f"k must be between 1 and the {len(self)} candidate items, got {k}")
+        if not 1 <= k <= self.max_neighbours:
+            raise ValueError(f"k must be between 1 and the {self.max_neighbours} candidate items, got {k}")
         n_base = len(self.base)
+        if self.enrolled_only and not len(self.enrolled):
+            _, dist, _ = self.base.query(x, k)
+            self.bounds = np.zeros(dist.shape[0], dtype=np.float32)  # no place to beat: nothing is near enough
+            return np.full(dist.shape, self.unknown_id, dtype=np.int64), dist, np.full(dist.shape, -1, dtype=np.int64)
         if self.enrolled_only:
             lab, dist, ids = self.enrolled.query(x, k)
             if self.unknown_ratio is not None:

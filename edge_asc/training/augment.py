@@ -11,7 +11,8 @@ is redrawn with:
   (another mixture of the same kind of sources),
 * a random time shift of the 300 ms segment grid (other segment boundaries).
 
-Everything is drawn from the ``numpy.random.Generator`` passed in. Training draws are counter-based
+Everything is drawn from the ``numpy.random.Generator`` passed in; ``AUGMENT_VERSION`` names what a draw
+computes (bump it when that changes: cached draws are then recomputed). Training draws are counter-based
 (training/streams.py): draw d of a scene uses ``stream_rng(seed, AUGMENT_STREAM, d, scene_key)`` and the
 mixing partners of draw d ``stream_rng(seed, PARTNER_STREAM, d)`` over the training scenes, so any draw of
 any scene can be computed alone, in any process, in any order, and cached (training/extract.py).
@@ -26,6 +27,7 @@ import numpy as np
 from edge_asc.training.config import AugmentConfig
 from edge_asc.training.streams import AUGMENT_STREAM, PARTNER_STREAM, stream_rng
 
+AUGMENT_VERSION = 2  # bump when what a draw computes changes (part of the feature cache's draw keys); 2: partners drawn per scene
 EQ_FMIN_HZ = 50.0  # lowest centre of a random EQ band
 EQ_REF_HZ = 1000.0  # the tilt pivots here
 EQ_TILT_OCTAVES = 4.0  # eq_tilt_db is the change over this many octaves
@@ -89,17 +91,22 @@ class Augmenter:
         self.segment_samples = segment_samples
 
     def partners(self, labels: np.ndarray, recordings: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """For each scene a random other scene of its class, from another recording when one exists (-1: none)."""
+        """For each scene a random other scene of its class, from another recording when the class has another
+        (-1: the class has a single scene). Memory and time O(scenes): one integer draw per scene."""
         partner = np.full(labels.shape[0], -1, dtype=np.int64)
-        for label in np.unique(labels):  # one small matrix per class
-            idx = np.flatnonzero(labels == label)  # (m,)
+        for label in np.unique(labels):
+            idx = np.flatnonzero(labels == label)  # (m,) the class's scenes
             m = idx.shape[0]
-            rec = recordings[idx]
-            other_rec = rec[:, None] != rec[None, :]  # (m, m)
-            other_scene = ~np.eye(m, dtype=bool)  # (m, m)
-            allowed = np.where(other_rec.any(axis=1)[:, None], other_rec, other_scene)  # (m, m)
-            score = np.where(allowed, rng.random((m, m)), -1.0)  # (m, m)
-            partner[idx] = np.where(allowed.any(axis=1), idx[score.argmax(axis=1)], -1)
+            if m < 2:
+                continue
+            order = np.argsort(recordings[idx], kind="stable")  # the class's scenes grouped by recording
+            members, rec = idx[order], recordings[idx][order]  # (m,), (m,)
+            first = np.searchsorted(rec, rec, side="left")  # (m,) where each scene's recording starts in members
+            last = np.searchsorted(rec, rec, side="right")  # (m,) and where it ends
+            if first[0] == 0 and last[0] == m:  # one recording: any other scene of the class
+                first, last = np.arange(m), np.arange(m) + 1
+            u = rng.integers(m - (last - first))  # (m,) a position among the members outside [first, last)
+            partner[members] = members[np.where(u < first, u, u + (last - first))]
         return partner
 
     def scene(self, x: np.ndarray, other: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:

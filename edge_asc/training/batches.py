@@ -6,14 +6,19 @@ A source has ``clean()`` (the un-augmented segments: the normalisation is comput
 other data); ``clean`` and ``epoch`` return ``(features, labels (N,) int64)`` where features is an
 (N, 20, 52) float32 array or a ``SegmentStore`` (the same rows, gathered from memory-mapped cache entries
 when indexed: ``x[idx]`` with idx (B,) gives (B, 20, 52) float32; the epoch is never concatenated in RAM).
-``SceneSource.prepare(draws)`` fills the feature cache for the clean features and those draws, in parallel.
+``SceneSource.prepare(draws, rank, world_size)`` fills an on-disk feature cache with this rank's share of the
+clean features and of those draws, in parallel (an in-memory cache is filled an epoch at a time instead).
+
+Memory maps: an epoch's store maps one file per scene, and the source holds no store itself (the trainer drops
+an epoch's store before it asks for the next), so a run holds about one map per training scene; Linux allows
+``vm.max_map_count`` (65530 by default) per process (README: "Training at scale").
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -23,7 +28,7 @@ from edge_asc.training.extract import Job, entries, fill
 from edge_asc.training.feature_cache import FeatureCache, clean_key, draw_key
 from edge_asc.training.scenes import SceneRef, scene_refs
 
-__all__ = ["SceneRef", "scene_refs", "SegmentStore", "SceneSource", "SegmentSource", "Segments", "normalization", "class_balanced_batches"]
+__all__ = ["SceneRef", "scene_refs", "SegmentStore", "SceneSource", "SegmentSource", "Segments", "normalization", "batch_shape", "steps_per_epoch", "class_balanced_batches"]
 
 
 class SegmentStore:
@@ -93,8 +98,8 @@ class SceneSource:
         self.cache = cache if cache is not None else FeatureCache.disabled()
         self.workers = max(1, int(workers))
         self.augmenter = Augmenter(config.augment, fc.sample_rate, fc.segment_samples)
-        self._clean: Segments | None = None
         self._usable: np.ndarray | None = None  # (n,) bool: the scene has at least one clean segment
+        self._held: list[str] = []  # in-memory cache: the keys of the last draw computed (dropped at the next)
 
     def _entries(self, jobs: list[Job], what: str) -> list[np.ndarray]:
         """The cache entries of ``jobs``, computing the missing ones (an undecodable scene: no rows)."""
@@ -127,12 +132,24 @@ class SceneSource:
             jobs.append(Job(key, s, p, draw, cfg.seed))
         return jobs
 
-    def prepare(self, draws: range) -> None:
-        """Make sure the clean features and the augmentation draws ``draws`` are in the cache (in parallel)."""
-        self.clean()
-        if self.config.augment.enabled:
-            cfg = self.config
-            fill([j for d in draws for j in self._draw_jobs(d)], self.cache, cfg.features, cfg.augment, self.workers, f"augmenting {len(self.scenes)} scenes x {len(draws)} draws")
+    def prepare(self, draws: range, rank: int = 0, world_size: int = 1, wait: Callable[[], None] = lambda: None) -> None:
+        """Compute rank ``rank``'s share (every ``world_size``-th job) of the clean features, then (``wait``: until
+        every rank is done, as the mixing partners need every scene's clean entry) of the augmentation draws
+        ``draws`` into an on-disk cache, in parallel. Every rank calls it, and waits again before reading.
+
+        An in-memory cache (--no-cache) is not filled ahead: each rank computes the clean features when first
+        asked and one draw per epoch (``epoch``), so memory holds the clean features and a single draw."""
+        if not self.cache.on_disk:
+            return
+        cfg = self.config
+        share = f" (share {rank + 1} of {world_size})" if world_size > 1 else ""
+        fill(self._clean_jobs()[rank::world_size], self.cache, cfg.features, cfg.augment, self.workers,
+             f"extracting {len(self.scenes)} scenes{share}")
+        wait()
+        if cfg.augment.enabled and len(draws):
+            jobs = [j for d in draws for j in self._draw_jobs(d)][rank::world_size]
+            fill(jobs, self.cache, cfg.features, cfg.augment, self.workers,
+                 f"augmenting {len(self.scenes)} scenes x {len(draws)} draws{share}")
 
     def _segments(self, parts: list[np.ndarray], labels: np.ndarray) -> Segments:
         fc = self.config.features
@@ -140,17 +157,25 @@ class SceneSource:
         return SegmentStore(parts, fc.frames_per_segment, fc.n_features), np.repeat(labels, counts)
 
     def clean(self) -> Segments:
-        if self._clean is None:
-            parts = self._entries(self._clean_jobs(), f"extracting {len(self.scenes)} scenes")
-            self._usable = np.array([p.shape[0] > 0 for p in parts], dtype=bool)
-            self._clean = self._segments(parts, self.labels)
-        return self._clean
+        """Every scene's clean segments (computed now when not cached). Not kept by the source: a store over an
+        on-disk cache maps a file per scene, and is dropped by the caller once read."""
+        parts = self._entries(self._clean_jobs(), f"extracting {len(self.scenes)} scenes")
+        self._usable = np.array([p.shape[0] > 0 for p in parts], dtype=bool)
+        return self._segments(parts, self.labels)
 
     def epoch(self, epoch: int) -> Segments:
-        """Draw ``epoch`` of every usable scene (computed now when not cached); clean() when augmentation is off."""
+        """Draw ``epoch`` of every usable scene (computed now when not cached); clean() when augmentation is off.
+
+        With an in-memory cache, the draw asked for before this one is dropped from it (its arrays live on only
+        in the store the caller still holds), so memory does not grow with the epochs."""
         if not self.config.augment.enabled:
             return self.clean()
-        parts = self._entries(self._draw_jobs(epoch), f"augmenting {len(self.scenes)} scenes (draw {epoch})")
+        jobs = self._draw_jobs(epoch)
+        parts = self._entries(jobs, f"augmenting {len(self.scenes)} scenes (draw {epoch})")
+        if not self.cache.on_disk:
+            keep = {j.key for j in jobs}
+            self.cache.forget([k for k in self._held if k not in keep])
+            self._held = list(keep)
         return self._segments(parts, self.labels[self.usable()])
 
     def fingerprint(self) -> dict[str, Any]:
@@ -172,7 +197,7 @@ class SegmentSource:
     def clean(self) -> Segments:
         return self.features, self.labels
 
-    def prepare(self, draws: range) -> None:
+    def prepare(self, draws: range, rank: int = 0, world_size: int = 1, wait: Callable[[], None] = lambda: None) -> None:
         """Fixed features: nothing to compute."""
 
     def epoch(self, epoch: int) -> Segments:
@@ -198,27 +223,36 @@ def normalization(features: np.ndarray | SegmentStore) -> tuple[np.ndarray, np.n
     return mean.astype(np.float32), np.sqrt(sq / n).astype(np.float32)
 
 
-def class_balanced_batches(labels: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> list[np.ndarray]:
-    """About len(labels) / batch_size batches, each of P classes x K items (P = classes_per_batch).
+def batch_shape(labels: np.ndarray, config: TrainConfig) -> tuple[int, int]:
+    """(P, K) of the class-balanced batches over ``labels``: P classes (of those with >= 2 items) x K items each,
+    K = batch_size // P; a batch holds P * K items (up to P - 1 fewer than batch_size)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    eligible = int(np.sum(counts >= 2))
+    if eligible < 2:
+        raise ValueError("training needs at least two classes with two or more segments each")
+    p = min(config.classes_per_batch, eligible)
+    return p, config.batch_size // p
+
+
+def steps_per_epoch(segments: int, batch_items: int, world_size: int) -> int:
+    """Batches each rank trains on per epoch (``batch_items``: segments in a batch, P x K): about ``segments``
+    in all over the ranks."""
+    return max(1, math.ceil(segments / (batch_items * world_size)))
+
+
+def class_balanced_batches(labels: np.ndarray, config: TrainConfig, rng: np.random.Generator, n_batches: int | None = None) -> list[np.ndarray]:
+    """``n_batches`` batches (default: len(labels) / (P * K), rounded up), each of P classes x K items (batch_shape).
 
     Classes are drawn uniformly among those with >= 2 items (small classes are not drowned out, and every
-    anchor has a positive); within a class, items are drawn uniformly (with replacement).
+    anchor has a positive); within a class, items are drawn uniformly (with replacement). The trainer gives
+    ``n_batches`` (its steps per epoch), so every rank trains as many steps in every epoch.
     """
+    p, k = batch_shape(labels, config)
     classes, counts = np.unique(labels, return_counts=True)
-    classes = classes[counts >= 2]
-    if classes.shape[0] < 2:
-        raise ValueError("training needs at least two classes with two or more segments each")
-    members = [np.flatnonzero(labels == c) for c in classes]  # per class: its items, ascending
-    p = min(config.classes_per_batch, classes.shape[0])
-    k = config.batch_size // p
-    n_batches = max(1, math.ceil(labels.shape[0] / (p * k)))
+    members = [np.flatnonzero(labels == c) for c in classes[counts >= 2]]  # per class: its items, ascending
+    n_batches = max(1, math.ceil(labels.shape[0] / (p * k))) if n_batches is None else n_batches
     batches = []
     for _ in range(n_batches):
-        parts = []
-        for c in rng.choice(classes.shape[0], size=p, replace=False):
-            parts.append(members[c][rng.integers(members[c].shape[0], size=k)])  # (K,) items
-            # Drawn and not used: seeded runs stay identical to those of earlier versions, which drew an
-            # item within a recording here (their option balance_recordings; measured no better, removed).
-            rng.random(k)
+        parts = [members[c][rng.integers(members[c].shape[0], size=k)] for c in rng.choice(len(members), size=p, replace=False)]
         batches.append(np.concatenate(parts))  # (P * K,)
     return batches

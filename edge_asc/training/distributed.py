@@ -9,6 +9,13 @@ the same trainer code runs unchanged.
 Backends: "nccl" when the run trains on CUDA GPUs (``device`` "cuda", or "auto" with a GPU present),
 else "gloo" (CPU; the default). Each rank on a GPU machine uses the GPU ``LOCAL_RANK``.
 
+Waiting for the feature cache: every rank computes its share of the cache before training, which can take
+hours on a large dataset, far longer than a collective's timeout (gloo 30 min, nccl 10 min). That wait
+(``World.wait_for_all``) goes through a gloo group of its own with a timeout of PREPARE_TIMEOUT; the training's
+collectives keep the backend's default, so a rank that hangs mid-training is still noticed.
+
+Extraction processes: each rank starts ``default_extract_workers()`` (the machine's cores shared by its ranks).
+
 Logging: ranks other than 0 log at WARNING and above only (the level of the package logger
 ``edge_asc``, set here because the ranks are known only once the process group is joined; cli.py still
 configures the handlers), so a run's progress is told once.
@@ -21,8 +28,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -31,6 +39,15 @@ log = logging.getLogger(__name__)
 
 DEVICES = ("cpu", "cuda", "auto")  # what --device accepts
 TORCHRUN_ENV = "TORCHELASTIC_RUN_ID"  # set by torchrun (torch.distributed.run) in every process it starts
+PREPARE_TIMEOUT = timedelta(hours=24)  # the longest a rank waits for the others to fill their share of the cache
+_WAIT_GROUP: Any = None  # the gloo group of wait_for_all (made once per process group)
+
+
+def default_extract_workers() -> int:
+    """Feature extraction processes per rank: the machine's cores over the ranks on it (torchrun's
+    LOCAL_WORLD_SIZE, else WORLD_SIZE; 1 rank outside torchrun), at least 1."""
+    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
+    return max(1, (os.cpu_count() or 1) // max(1, ranks_here))
 
 
 def under_torchrun() -> bool:
@@ -58,6 +75,7 @@ class World:
     rank: int  # 0 .. size - 1 over all machines
     size: int  # processes in all (1 = no distribution)
     device: torch.device  # where this rank trains
+    wait_group: Any = field(default=None, compare=False, repr=False)  # gloo group with PREPARE_TIMEOUT (several ranks)
 
     @property
     def is_main(self) -> bool:
@@ -77,6 +95,13 @@ class World:
                 dist.barrier(device_ids=[self.device.index])
             else:
                 dist.barrier()
+
+    def wait_for_all(self) -> None:
+        """A barrier that waits up to PREPARE_TIMEOUT (the cache being filled), not a collective's timeout."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.barrier(group=self.wait_group)
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sums of ``values`` over the ranks (float64; ``values`` itself with one rank)."""
@@ -117,15 +142,20 @@ def join(device: str = "cpu") -> World:
             torch.cuda.set_device(where)
         dist.init_process_group(backend=backend)
         log.debug("joined the process group: rank %d of %d, backend %s", dist.get_rank(), dist.get_world_size(), backend)
+    global _WAIT_GROUP
+    if _WAIT_GROUP is None:  # every rank joins here in the same order: new_group is collective
+        _WAIT_GROUP = dist.new_group(backend="gloo", timeout=PREPARE_TIMEOUT)
     rank = dist.get_rank()
     if rank != 0:
         logging.getLogger("edge_asc").setLevel(logging.WARNING)
-    return World(rank, dist.get_world_size(), where)
+    return World(rank, dist.get_world_size(), where, _WAIT_GROUP)
 
 
 def leave() -> None:
     """Leave the process group, if this process joined one (at the end of a distributed run)."""
     import torch.distributed as dist
 
+    global _WAIT_GROUP
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _WAIT_GROUP = None

@@ -53,6 +53,18 @@ class Outcome:
     rows: int  # segments in the entry (0 when the audio could not be decoded)
     error: str | None = None  # why the audio could not be read (nothing is cached then)
     features: np.ndarray | None = None  # only for an in-memory cache
+    failure: str | None = None  # any other error of the job, naming the scene (the run fails once the other jobs are done)
+
+
+class ExtractionError(RuntimeError):
+    """Jobs that failed other than by undecodable audio; raised once every other job is done and cached."""
+
+
+def scene_name(scene: SceneRef) -> str:
+    """How a message names a scene: its file and cut, or the in-memory waveform's key."""
+    if scene.path is None:
+        return f"in-memory scene {scene.key[:12]}"
+    return f"{scene.path} [{scene.start}, {scene.stop})"
 
 
 class Worker:
@@ -74,14 +86,19 @@ class Worker:
         return self.extractor.signal_features(x)
 
     def run(self, job: Job) -> Outcome:
+        """The job done (its entry written when the cache is on disk); an error is returned, not raised."""
         try:
             feats = self.compute(job)
-        except AudioFileError as exc:
-            return Outcome(job.key, 0, str(exc))
-        if self.cache.on_disk:
+            if not self.cache.on_disk:
+                return Outcome(job.key, int(feats.shape[0]), features=feats)
             self.cache.put(job.key, feats)
             return Outcome(job.key, int(feats.shape[0]))
-        return Outcome(job.key, int(feats.shape[0]), features=feats)
+        except AudioFileError as exc:
+            return Outcome(job.key, 0, str(exc))
+        except Exception as exc:  # a bug or a full disk: named, and the other jobs go on
+            what = f"draw {job.draw} of " if job.draw is not None else ""
+            return Outcome(job.key, 0, failure=f"{what}{scene_name(job.scene)}: {type(exc).__name__}: {exc}")
+
 
 
 _WORKER: Worker | None = None  # set in each pool process by _init_worker
@@ -132,6 +149,8 @@ def run_jobs(jobs: Sequence[Job], cache: FeatureCache, features: FeatureConfig, 
     """Compute every job into ``cache`` (in ``workers`` processes when > 1); returns their outcomes in job order.
 
     A scene whose audio cannot be decoded is logged by name and gets no entry (its outcome holds the error).
+    A job failing otherwise does not stop the others: once they are all done (and cached), ExtractionError
+    names the failed scenes. If the pool itself fails, the jobs not yet started are cancelled.
     """
     if not jobs:
         return []
@@ -144,19 +163,38 @@ def run_jobs(jobs: Sequence[Job], cache: FeatureCache, features: FeatureConfig, 
                 outcomes.append(worker.run(job))
                 progress.step()
         else:
-            ctx = multiprocessing.get_context("spawn")
-            n = min(workers, len(jobs))
-            with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(features, augment, cache.directory)) as pool:
-                for outcome in pool.map(_run_job, jobs, chunksize=max(1, min(JOBS_PER_CHUNK, len(jobs) // (4 * n)))):
-                    outcomes.append(outcome)
-                    progress.step()
+            outcomes = _run_in_pool(jobs, features, augment, cache.directory, min(workers, len(jobs)), progress)
     finally:
         progress.close()
+    failures = [o.failure for o in outcomes if o.failure is not None]
     for outcome in outcomes:
         if outcome.error is not None:
             log.warning("feature extraction: %s; the scene is left out", outcome.error)
         elif outcome.features is not None:
             cache.put(outcome.key, outcome.features)
+    for failure in failures:
+        log.error("feature extraction failed: %s", failure)
+    if failures:
+        more = f" (and {len(failures) - 1} more, logged above)" if len(failures) > 1 else ""
+        raise ExtractionError(f"feature extraction failed for {failures[0]}{more}")
+    return outcomes
+
+
+def _run_in_pool(jobs: Sequence[Job], features: FeatureConfig, augment: AugmentConfig, cache_dir: Path | None, n: int,
+                 progress: Progress) -> list[Outcome]:
+    """The outcomes of ``jobs`` computed in ``n`` spawned processes; on an error of the pool itself (a worker
+    killed), the jobs not started are cancelled before it is raised."""
+    ctx = multiprocessing.get_context("spawn")
+    outcomes: list[Outcome] = []
+    pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(features, augment, cache_dir))
+    try:
+        for outcome in pool.map(_run_job, jobs, chunksize=max(1, min(JOBS_PER_CHUNK, len(jobs) // (4 * n)))):
+            outcomes.append(outcome)
+            progress.step()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return outcomes
 
 

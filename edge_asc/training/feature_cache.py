@@ -1,8 +1,9 @@
 """The feature cache: each scene's (n, 20, 52) float32 features, clean or for one augmentation draw, on disk.
 
 One entry is one ``.npy`` file named by the SHA-256 of what it depends on (``clean_key``, ``draw_key``): the
-scene's content key, the feature settings and FEATURE_VERSION, and for a draw the augment settings, the
-seed, the draw number and the mixing partner's content key. After the array's bytes comes a trailer
+scene's content key, the feature settings and FEATURE_VERSION, the decoder (scenes.decoder_identity: libsndfile's
+version, the resampler and its parameters), and for a draw the augment settings and AUGMENT_VERSION, the seed,
+the draw number and the mixing partner's content key. After the array's bytes comes a trailer
 (``TRAILER_MAGIC`` + CRC-32 of those bytes): a truncated or altered file is detected (size against the
 header's shape, the trailer, the checksum), logged once and rebuilt. Entries are written atomically
 (edge_asc.fsutil), so several processes may share a directory (two writers write the same bytes), and
@@ -23,14 +24,16 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
 from edge_asc.config import to_dict
 from edge_asc.dsp.features import FEATURE_VERSION, FeatureConfig
 from edge_asc.fsutil import atomic_open
+from edge_asc.training.augment import AUGMENT_VERSION
 from edge_asc.training.config import AugmentConfig
+from edge_asc.training.scenes import decoder_identity
 
 __all__ = ["FeatureCache", "CacheEntryError", "clean_key", "draw_key", "CACHE_ENV", "CACHE_FORMAT"]
 
@@ -43,7 +46,23 @@ TRAILER = struct.Struct("<8sI")  # magic, CRC-32 of the array bytes
 
 
 class CacheEntryError(ValueError):
-    """A cache file that is not a complete, intact entry."""
+    """A cache file that is not a complete, intact entry; ``file_id`` (st_dev, st_ino) of the file that was read
+    (None when it could not be opened)."""
+
+    def __init__(self, message: str, file_id: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.file_id = file_id
+
+
+def _unlink_if_same(path: Path, file_id: tuple[int, int] | None) -> None:
+    """Remove the corrupt file at ``path`` only if it is still the one that was read (``file_id``): another
+    process may have renamed a good entry into place meanwhile, which must stay."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if file_id is not None and (st.st_dev, st.st_ino) == file_id:
+        path.unlink(missing_ok=True)
 
 
 def clean_key(scene_key: str, features: FeatureConfig) -> str:
@@ -55,12 +74,14 @@ def draw_key(scene_key: str, partner_key: str | None, features: FeatureConfig, a
     """Key of a scene's features for augmentation draw ``draw`` (mixed with the scene ``partner_key``, or none)."""
     return _key({
         "kind": "draw", "scene": scene_key, "partner": partner_key, "features": features.to_dict(), "feature_version": FEATURE_VERSION,
-        "augment": to_dict(augment), "seed": int(seed), "draw": int(draw),
+        "augment": to_dict(augment), "augment_version": AUGMENT_VERSION, "seed": int(seed), "draw": int(draw),
     })
 
 
 def _key(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts | {"format": CACHE_FORMAT}, sort_keys=True, default=list).encode()).hexdigest()
+    """Every key also covers the entry format and the decoder (a file's bytes -> samples: scenes.decoder_identity)."""
+    parts = parts | {"format": CACHE_FORMAT, "decoder": decoder_identity()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=list).encode()).hexdigest()
 
 
 def encode_entry(features: np.ndarray) -> bytes:
@@ -73,8 +94,11 @@ def encode_entry(features: np.ndarray) -> bytes:
 
 def read_entry(path: Path, verify: bool = True) -> np.ndarray:
     """The memory-mapped array of an entry file; CacheEntryError when it is truncated or altered."""
+    file_id = None
     try:
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            file_id = (st.st_dev, st.st_ino)
             version = np.lib.format.read_magic(f)
             readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
             if version not in readers:
@@ -84,7 +108,7 @@ def read_entry(path: Path, verify: bool = True) -> np.ndarray:
             if dtype != np.float32 or fortran or len(shape) != 3:
                 raise CacheEntryError(f"holds {dtype} {shape}, expected float32 (n, frames, features)")
             nbytes = int(np.prod(shape)) * 4
-            size = os.fstat(f.fileno()).st_size
+            size = st.st_size
             if size != offset + nbytes + TRAILER.size:
                 raise CacheEntryError(f"{size} bytes, expected {offset + nbytes + TRAILER.size}")
             f.seek(offset + nbytes)
@@ -95,8 +119,10 @@ def read_entry(path: Path, verify: bool = True) -> np.ndarray:
                 f.seek(offset)
                 if zlib.crc32(f.read(nbytes)) != crc:
                     raise CacheEntryError("checksum mismatch")
+    except CacheEntryError as exc:
+        raise CacheEntryError(str(exc), file_id) from None
     except (OSError, ValueError, struct.error) as exc:
-        raise CacheEntryError(str(exc)) from exc
+        raise CacheEntryError(str(exc), file_id) from exc
     if nbytes == 0:
         return np.zeros(shape, dtype=np.float32)
     return np.memmap(path, dtype=np.float32, mode="r", offset=offset, shape=shape)
@@ -165,10 +191,15 @@ class FeatureCache:
             if key not in self._reported:
                 self._reported.add(key)
                 log.warning("feature cache: corrupt entry %s (%s); rebuilding it", path, exc)
-            path.unlink(missing_ok=True)
+            _unlink_if_same(path, exc.file_id)
             return None
         self._verified.add(key)
         return arr
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop in-memory entries (an on-disk cache keeps its files)."""
+        for key in keys:
+            self._memory.pop(key, None)
 
     def put(self, key: str, features: np.ndarray) -> np.ndarray:
         """Store ``features`` under ``key`` (atomically on disk) and return the stored entry."""

@@ -4,11 +4,15 @@ A ``SceneRef`` is what the feature cache and the extraction workers need to know
 holding its audio: where to read it (``path`` and the [start, stop) cut in samples at the model's rate) or,
 for the in-memory variant (tests, the fixture script, ``fit_scenes``), the waveform itself. Its ``key`` is
 a SHA-256 of the content (the file's bytes plus the cut, or the samples), so a cache entry follows the audio,
-not its name. File hashes are computed once per file per process (memoised by path, size and mtime_ns).
+not its name. File hashes and decoded samples are memoised per process by the file's (resolved path, size,
+mtime_ns), so a file rewritten in place is hashed and decoded afresh. ``decoder_identity()`` names what turns
+a file's bytes into samples (libsndfile, the mono mix, the resampler and its parameters); the feature cache's
+keys include it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections import OrderedDict
@@ -19,27 +23,46 @@ from typing import Sequence
 import numpy as np
 
 from edge_asc.contract import file_sha256
+from edge_asc.dsp import resample
 from edge_asc.dsp.audio_io import read_audio
 
-__all__ = ["SceneRef", "scene_refs", "content_sha256"]
+__all__ = ["SceneRef", "scene_refs", "content_sha256", "decoder_identity", "DECODE_VERSION"]
 
+DECODE_VERSION = 1  # bump when read_audio's decoding changes (mono mix, resampler) in a way its parameters do not show
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 of the bytes
-_DECODED: "OrderedDict[tuple[str, int], np.ndarray]" = OrderedDict()  # recently decoded files, least recent first
+_DECODED: "OrderedDict[tuple[tuple[str, int, int], int], np.ndarray]" = OrderedDict()  # ((path, size, mtime_ns), rate) -> samples, least recent first
 DECODED_BYTES_KEPT = 256 * 1024 * 1024  # per process: a file's chunks and the mixing partners are read again and again
+
+
+def _file_memo(path: str | Path) -> tuple[str, int, int]:
+    """(resolved path, size, mtime_ns): what the per-process memos of a file's hash and samples are keyed by."""
+    st = os.stat(path)
+    return str(Path(path).resolve()), st.st_size, st.st_mtime_ns
 
 
 def content_sha256(path: str | Path) -> str:
     """SHA-256 of a file's bytes, computed once per (path, size, mtime_ns) in this process."""
-    st = os.stat(path)
-    memo = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    memo = _file_memo(path)
     if memo not in _FILE_HASHES:
         _FILE_HASHES[memo] = file_sha256(path)
     return _FILE_HASHES[memo]
 
 
+@functools.lru_cache(maxsize=1)
+def decoder_identity() -> dict[str, object]:
+    """What turns a file's bytes into the samples features are computed on (part of every feature cache key)."""
+    import soundfile
+
+    return {
+        "version": DECODE_VERSION, "reader": f"libsndfile {soundfile.__libsndfile_version__}", "mono": "channel mean",
+        "resampler": {"kind": "polyphase kaiser-windowed sinc", "zero_crossings": resample.ZERO_CROSSINGS,
+                      "rolloff": resample.ROLLOFF, "kaiser_beta": resample.KAISER_BETA},
+    }
+
+
 def _decoded(path: Path, sample_rate: int) -> np.ndarray:
     """A file's samples at ``sample_rate``; recently decoded files are kept up to DECODED_BYTES_KEPT."""
-    memo = (str(path), sample_rate)
+    memo = (_file_memo(path), sample_rate)
     if memo in _DECODED:
         _DECODED.move_to_end(memo)
         return _DECODED[memo]

@@ -1,7 +1,7 @@
 """Training the encoder: labelled scenes -> features (augmented each epoch) -> triplet batches -> Adam.
 
 The loop (``fit``) reads top to bottom: the world (one process, or one rank of a torchrun), a checkpoint
-to resume from, the feature cache made ready (rank 0; the others wait), normalisation from the clean
+to resume from, the feature cache made ready (each rank its share; they wait for each other), normalisation from the clean
 training features, model and optimiser (in DistributedDataParallel with several ranks), then per epoch:
 the epoch's features (draw ``epoch`` of the augmentation, from the cache), this rank's class-balanced
 batches, semi-hard triplets mined in each batch, a step (DDP averages the gradients over the ranks), and a
@@ -12,8 +12,13 @@ choice is a pure function of (seed, epoch, rank) (training/streams.py): epoch e 
 e; rank r's batches of epoch e come from ``stream_rng(seed, BATCH_STREAM, e, r)``, its triplet mining from a
 torch.Generator seeded from (seed, MINING_STREAM, e, r), its dropout from (seed, DROPOUT_STREAM, e, r). The initial weights come from ``torch.manual_seed(seed)`` (DDP broadcasts rank 0's). So a
 checkpoint needs no generator state: a resumed run is exactly the uninterrupted one, and a seeded run is
-reproducible for a given world size. Steps per epoch = ceil(N / (batch_size * world_size)), so an epoch still
-sees about N segments over all ranks; the cosine schedule runs over the global steps.
+reproducible for a given world size. A batch holds P x K segments (P classes, K = batch_size // P: batches.
+batch_shape); steps per epoch = ceil(N_clean / (P * K * world_size)), the same on every rank and in every epoch
+(an epoch's segments may be fewer than the clean ones: the time shift), so an epoch sees about N segments over
+all ranks and the cosine schedule runs over exactly epochs x steps global steps.
+
+Memory maps: the epoch before is dropped before the next is asked for, so one epoch's store (a map per scene)
+is held at a time (batches.py; README "Training at scale").
 
 Entry points:
 * ``train(config, dataset, scene_indices, out_dir)`` - a dataset's scenes, read from their files by the
@@ -39,7 +44,7 @@ import torch.nn.functional as F
 
 from edge_asc.config import ConfigError
 from edge_asc.training import distributed
-from edge_asc.training.batches import SceneSource, SegmentSource, class_balanced_batches, normalization
+from edge_asc.training.batches import SceneSource, SegmentSource, batch_shape, class_balanced_batches, normalization, steps_per_epoch
 from edge_asc.training.checkpoint import (
     CHECKPOINT_NAME,
     TrainedModel,
@@ -72,6 +77,7 @@ __all__ = [
     "fit_segments",
     "load_checkpoint",
     "CHECKPOINT_NAME",
+    "steps_per_epoch",
 ]
 
 PROGRESS_EVERY_S = 30.0  # an in-epoch progress line at most this often
@@ -82,11 +88,6 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     if config.lr_schedule == "cosine":
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * step / max(1, total_steps)))
     return config.lr
-
-
-def steps_per_epoch(segments: int, batch_size: int, world_size: int) -> int:
-    """Batches each rank trains on per epoch: about ``segments`` in all over the ranks."""
-    return max(1, math.ceil(segments / (batch_size * world_size)))
 
 
 def epoch_generators(seed: int, epoch: int, rank: int, device: torch.device) -> tuple[np.random.Generator, torch.Generator]:
@@ -205,10 +206,9 @@ def fit(
     first_epoch = int(state["epoch"]) if state is not None else 0
     last_epoch = config.epochs if stop_after is None else min(config.epochs, stop_after)
 
-    # the features this run reads: rank 0 fills the cache, the other ranks then read the same files
-    if world.is_main:
-        source.prepare(range(first_epoch, last_epoch))
-    world.barrier()
+    # the features this run reads: each rank fills its share of the cache, then every rank reads every file
+    source.prepare(range(first_epoch, last_epoch), world.rank, world.size, world.wait_for_all)
+    world.wait_for_all()
 
     # normalisation from the clean (un-augmented) training segments
     fc = config.features
@@ -216,6 +216,7 @@ def fit(
     if clean_x.shape[1:] != (fc.frames_per_segment, fc.n_features):
         raise ValueError(f"features have shape {clean_x.shape[1:]}, the feature settings give {(fc.frames_per_segment, fc.n_features)}")
     mean, std = normalization(clean_x)  # (52,), (52,)
+    del clean_x  # a store over the cache maps a file per scene: one store at a time
     data = source.fingerprint() | {"segments": int(clean_y.shape[0]), "classes": len(labels)}
 
     # the network's sizes follow from the features and the labels; the initial weights from the seed
@@ -231,7 +232,8 @@ def fit(
         say("resuming %s at epoch %d of %d", ckpt, trained.epoch + 1, config.epochs)
     net = world.wrap(LossInputs(model))  # DistributedDataParallel with several ranks
 
-    steps = steps_per_epoch(clean_y.shape[0], config.batch_size, world.size)
+    p, k = batch_shape(clean_y, config)
+    steps = steps_per_epoch(clean_y.shape[0], p * k, world.size)
     total_steps = config.epochs * steps
     say(
         "training %s encoder (hidden %d, embedding %d) on %d segments, %d classes; %d epochs, batch %d, %d rank(s) x %d thread(s) on %s",
@@ -240,10 +242,11 @@ def fit(
     )
     for epoch in range(trained.epoch, last_epoch):
         t0 = time.perf_counter()
+        x_all = None  # the epoch before's store (its memory maps) goes before this one is made
         x_all, y_all = source.epoch(epoch)  # (N, 20, 52), (N,) this epoch's (augmented) segments
         t_feat = time.perf_counter() - t0
         rng, gen = epoch_generators(config.seed, epoch, world.rank, world.device)
-        batches = class_balanced_batches(y_all, config, rng)[:steps]  # [(B,) indices], this rank's
+        batches = class_balanced_batches(y_all, config, rng, steps)  # steps x (P * K,) indices, this rank's
         net.train()
         totals = EpochTotals()
         last_note = time.perf_counter()

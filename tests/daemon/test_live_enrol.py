@@ -166,3 +166,70 @@ def test_enroll_over_the_socket_from_a_real_pulseaudio_capture(tiny_artifacts, t
         assert d.wait() == 0, d.log()
     finally:
         pulse.close()
+
+
+# --- the job itself (LiveEnrolments without a daemon) -----------------------------------------------
+
+
+def _jobs(tmp_path, published: list, no_data_timeout: float = 1.0):
+    from types import SimpleNamespace
+
+    from edge_asc.daemon.live_enrol import LiveEnrolments
+
+    meta = SimpleNamespace(feature_config=SimpleNamespace(segment_seconds=0.3, context_samples=400))
+    return LiveEnrolments(tmp_path / "en", meta, (), published.append, lambda: None, no_data_timeout)
+
+
+def test_an_enrolment_that_hears_nothing_by_its_deadline_is_refused_and_the_next_request_is_accepted(tmp_path):
+    published: list = []
+    jobs = _jobs(tmp_path, published, no_data_timeout=1.0)
+    assert isinstance(jobs.request_enrol("kitchen", 2.0), Enrolling)
+    jobs.expire(time.monotonic() + 4.9)  # 2 x 2 s + 1 s: not yet
+    assert published == [] and isinstance(jobs.request_enrol("hall", 2.0), Error)
+    jobs.expire(time.monotonic() + 5.1)
+    assert [e.code for e in published] == [ENROL_REFUSED] and "kitchen: enrolment timed out" in published[0].message
+    assert isinstance(jobs.request_enrol("hall", 2.0), Enrolling)  # busy forever before
+
+
+def test_a_lost_source_ends_the_enrolment_and_a_late_segment_does_not_write_it(tmp_path):
+    published: list = []
+    jobs = _jobs(tmp_path, published)
+    jobs.request_enrol("kitchen", 0.6)
+    jobs.on_block(np.ones(4800, dtype=np.float32), 0)
+    jobs.cancel("the audio source was lost during the enrolment; nothing was remembered")
+    for start in (0, 4800):
+        jobs.on_segment(start, np.zeros(8, dtype=np.float32))
+    jobs.join(5)
+    assert [e.code for e in published] == [ENROL_REFUSED] and "source was lost" in published[0].message
+    assert not (tmp_path / "en").exists() and isinstance(jobs.request_enrol("kitchen", 0.6), Enrolling)
+
+
+def _taking(jobs) -> list:
+    """The jobs handed to the writer thread, which is replaced: only the job's content matters here."""
+    taken: list = []
+    jobs._start = lambda target, job: taken.append(job)
+    return taken
+
+
+def test_segments_whose_audio_predates_the_request_are_not_enrolled_nor_in_the_silence_check(tmp_path):
+    jobs = _jobs(tmp_path, [])  # segments of 4800 samples with 400 samples of left context
+    taken = _taking(jobs)
+    jobs.on_block(np.ones(4800, dtype=np.float32), 0)  # before the request
+    jobs.request_enrol("kitchen", 0.6)
+    jobs.on_segment(4800, np.full(8, 4800.0, dtype=np.float32))  # completed before the worker's first block after it
+    jobs.on_block(np.full(3000, 0.5, dtype=np.float32), 10_000)  # the job's audio starts at sample 10000
+    for start in (9600, 14400, 19200):  # 9600: its audio began at 9200, before the request
+        jobs.on_segment(start, np.full(8, float(start), dtype=np.float32))
+    job = taken[0]
+    assert [float(e[0]) for e in job.embeddings] == [14400.0, 19200.0]
+    assert job.samples == 3000 and job.sumsq == 3000 * 0.25
+
+
+def test_a_left_context_of_zeros_at_the_start_of_a_run_is_not_audio_before_the_request(tmp_path):
+    jobs = _jobs(tmp_path, [])
+    taken = _taking(jobs)
+    jobs.request_enrol("kitchen", 0.6)
+    jobs.on_block(np.ones(9600, dtype=np.float32), 24_000, 24_000)  # the first block after a restart at 24000
+    jobs.on_segment(24_000, np.full(8, 1.0, dtype=np.float32))
+    jobs.on_segment(28_800, np.full(8, 2.0, dtype=np.float32))
+    assert [float(e[0]) for e in taken[0].embeddings] == [1.0, 2.0]

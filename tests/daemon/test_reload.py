@@ -18,6 +18,7 @@ from edge_asc.dsp.audio_io import read_audio
 from edge_asc.protocol.client import Client
 from edge_asc.protocol.messages import Scene, Segment
 from edge_asc.runtime.enrol import enrol, forget
+from edge_asc.runtime.enrolled import EnrolledSet
 from edge_asc.runtime.pipeline import load_artifacts
 
 from conftest import WRAPPER
@@ -62,6 +63,56 @@ def test_a_store_that_cannot_be_read_keeps_the_current_one_and_says_why_once(tin
     reason = watcher.load(searcher)
     assert isinstance(reason, str) and "not reloaded" in reason and "not valid JSON" in reason
     assert not watcher.changed()  # reported once, not at every poll
+
+
+def _two_item_piece(meta):
+    from edge_asc.runtime.enrol import Piece
+
+    emb = np.random.default_rng(0).normal(size=(2, meta.embedding_size)).astype(np.float32)
+    return Piece("tiny.flac", 0.6, emb, np.array([0.0, 0.3]))
+
+
+def test_an_overlay_smaller_than_decision_neighbours_keeps_the_current_one_and_the_worker_swap_never_raises(tiny_artifacts, tmp_path):
+    from edge_asc.runtime.decision import DecisionPolicy
+    from edge_asc.runtime.enrol import enrol_embeddings
+    from edge_asc.runtime.pipeline import Pipeline
+
+    en = tmp_path / "en"
+    encoder, searcher = load_artifacts(tiny_artifacts.model, tiny_artifacts.index, enrolled_path=en, enrolled_only=True)
+    enrol(en, encoder, "kitchen", [("rain.flac", read_audio(tiny_artifacts.clips["rain"], RATE))])
+    watcher = OverlayWatcher(en, encoder.meta)
+    searcher = watcher.load(searcher, 3)
+    pipeline = Pipeline(encoder, searcher, DecisionPolicy(len(searcher.labels), 1), neighbours=3)
+    forget(en, "kitchen")
+    enrol_embeddings(en, encoder.meta, "hall", [_two_item_piece(encoder.meta)])  # 2 items < 3 neighbours
+    reason = watcher.load(searcher, pipeline.neighbours)
+    assert isinstance(reason, str) and "not reloaded" in reason and "neighbours" in reason and "got 3" in reason
+    small = searcher.with_enrolled(EnrolledSet.load(en))  # what an unchecked reload would have handed over
+    assert pipeline.swap_index(small) is False and pipeline.index is searcher  # no ValueError on the worker
+    assert len(list(pipeline.push(read_audio(tiny_artifacts.clips["rain"], RATE)[:9600]))) == 2
+
+
+def test_forgetting_the_last_place_with_enrolled_only_swaps_in_a_searcher_that_decides_unknown(tiny_artifacts, tmp_path):
+    from edge_asc.daemon.events import scene_event
+    from edge_asc.runtime.decision import DecisionPolicy
+    from edge_asc.runtime.pipeline import Pipeline
+
+    en = tmp_path / "en"
+    encoder, _ = load_artifacts(tiny_artifacts.model, tiny_artifacts.index)
+    enrol(en, encoder, "kitchen", [("rain.flac", read_audio(tiny_artifacts.clips["rain"], RATE))])
+    _, searcher = load_artifacts(tiny_artifacts.model, tiny_artifacts.index, enrolled_path=en, enrolled_only=True)
+    pipeline = Pipeline(encoder, searcher, DecisionPolicy(len(searcher.labels), 2), neighbours=1)
+    watcher = OverlayWatcher(en, encoder.meta)
+    forget(en, "kitchen")
+    empty = watcher.load(searcher, pipeline.neighbours)  # "no places are enrolled" before: the daemon kept a place it had forgotten
+    assert not isinstance(empty, str), empty
+    assert pipeline.swap_index(empty) and empty.labels == tiny_artifacts.labels + ("unknown",)
+    decisions = [d for _, d in pipeline.push(read_audio(tiny_artifacts.clips["rain"], RATE)) if d is not None]
+    events = [scene_event(d, pipeline.labels, RATE) for d in decisions]
+    assert events and all(e.label == "unknown" and e.evidence == () and e.unknown is None for e in events)
+    # and a restart with nothing enrolled starts (it exited 2 before)
+    _, restarted = load_artifacts(tiny_artifacts.model, tiny_artifacts.index, enrolled_path=en, enrolled_only=True)
+    assert len(restarted) == 0 and restarted.max_neighbours > 0
 
 
 @pytest.mark.parametrize("k", [1, 3])

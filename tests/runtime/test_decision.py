@@ -75,9 +75,9 @@ def test_set_changes_k_and_mode_in_one_step():
 
 
 def test_a_decision_carries_the_nearest_distinct_items_that_voted_for_its_label():
-    votes = [Vote(i, lab, d, 0, 1, 0.0, item) for i, (lab, d, item) in enumerate([(0, 0.5, 10), (1, 0.1, 11), (0, 0.2, 12), (0, 0.3, 12), (0, 0.9, 13)])]
+    votes = [Vote(i, lab, d, 0, 1, 0.0, item) for i, (lab, d, item) in enumerate([(0, 0.5, "a"), (1, 0.1, "b"), (0, 0.2, "c"), (0, 0.3, "c"), (0, 0.9, "d")])]
     (decision,) = _run(DecisionPolicy(2, k=5, mode="window"), votes)
-    assert decision.label == 0 and decision.evidence == ((12, 0.2), (10, 0.5), (13, 0.9))  # item 11 voted for 1
+    assert decision.label == 0 and decision.evidence == (("c", 0.2, None), ("a", 0.5, None), ("d", 0.9, None))  # "b" voted for 1
     assert _run(DecisionPolicy(2, k=1), _votes([1]))[0].evidence == ()  # votes without items: no evidence
 
 
@@ -134,3 +134,10 @@ def test_relabel_keeps_the_votes_under_their_new_ids_and_drops_them_when_a_label
     _decide_all(policy, [1, 0])
     policy.relabel([0, -1, 1, 2], 3)  # label 1 is gone: the pending votes are dropped, as after a gap
     assert _decide_all(policy, [0]) == []
+
+
+def test_each_evidence_item_carries_the_bound_of_the_vote_that_heard_it_nearest():
+    # two votes of one item at the same distance with different bounds: the first heard is the evidence
+    votes = [Vote(0, 0, 0.4, 0, 1, 0.0, "a", 0.3), Vote(1, 0, 0.2, 0, 1, 0.0, "b", 0.1), Vote(2, 0, 0.2, 0, 1, 0.0, "b", 0.15)]
+    (decision,) = _run(DecisionPolicy(1, k=3, mode="window"), votes)
+    assert decision.evidence == (("b", 0.2, 0.1), ("a", 0.4, 0.3))  # a lone Decision.bound before, matched by float equality

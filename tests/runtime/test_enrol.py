@@ -97,3 +97,17 @@ def test_enrolling_with_another_encoder_into_its_overlay_is_refused_saying_to_re
         enrol(tmp_path / "en", Encoder(tiny_artifacts.other_model), "kitchen", [("k.flac", audio_gen.scene("rain", 2.0, seed=4))])
     assert _files(tmp_path / "en") == before
     assert forget(tmp_path / "en", "hall") == 6  # a stale overlay can still be cleared
+
+
+def test_two_enrolments_of_one_label_in_the_same_instant_get_different_ids(encoder, tmp_path, monkeypatch):
+    from edge_asc.runtime import enrol as enrol_module
+    from edge_asc.runtime.enrol import Piece, enrol_embeddings
+
+    monkeypatch.setattr(enrol_module, "utc_now", lambda: "2026-01-01T00:00:00Z")
+    monkeypatch.setattr(enrol_module, "utc_now_precise", lambda: "2026-01-01T00:00:00.000000Z", raising=False)
+    emb = np.random.default_rng(0).normal(size=(4, encoder.meta.embedding_size)).astype(np.float32)
+    piece = Piece("k.flac", 1.2, emb, np.arange(4) * 0.3)
+    for _ in range(3):
+        enrol_embeddings(tmp_path / "en", encoder.meta, "kitchen", [piece])
+    ids = [e.id for e in EnrolledSet.load(tmp_path / "en").manifest.enrolments]
+    assert len(set(ids)) == 3 and all(i.startswith("kitchen@2026-01-01T00:00:00") for i in ids), ids

@@ -122,3 +122,12 @@ def test_a_writer_killed_with_sigkill_half_way_leaves_the_previous_overlay_usabl
     with locked(target):  # the dead writer's lock went with it
         _set((1, 1)).save(target)
     assert EnrolledSet.load(target).counts() == {"place0": 1, "place1": 1}
+
+
+def test_forgetting_a_place_keeps_each_item_with_its_own_enrolment_even_when_two_records_are_equal():
+    s = _set((2,))
+    twin = Enrolment("place1@t", "place1", "place1.flac", "2026-01-01T00:00:00Z", 0.6, 2)
+    for _ in range(2):  # two identical records, as two enrolments in the same second once made
+        s = s.with_items(twin, np.zeros((2, D), dtype=np.float32), np.arange(2) * 0.3)
+    kept = s.without("place0")
+    assert list(kept.item_enrolments) == [0, 0, 1, 1] and len(kept.manifest.enrolments) == 2  # [0, 0, 0, 0] before

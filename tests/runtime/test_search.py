@@ -49,9 +49,11 @@ def test_enrolled_only_searches_only_places_and_a_segment_beyond_its_places_thre
     assert loose.labels[loose.query(off_a[None, :], 1)[0][0, 0]] == "kitchen"
 
 
-def test_enrolled_only_without_enrolled_places_is_refused(base):
-    with pytest.raises(ValueError, match="no places are enrolled; enrol one first"):
-        Searcher(base, None, enrolled_only=True)
+def test_enrolled_only_without_enrolled_places_answers_unknown_for_every_segment(base):
+    s = Searcher(base, None, enrolled_only=True)  # refused before: a restart after forgetting the last place exited 2
+    assert len(s) == 0 and s.max_neighbours == len(base) and s.labels == base.labels + (UNKNOWN_LABEL,)
+    labels, dist, ids = s.query(base.vectors([3, 7]), 2)
+    assert (labels == s.unknown_id).all() and (ids == -1).all() and np.isfinite(dist).all() and (np.diff(dist, axis=1) >= 0).all()
 
 
 def test_origins_name_the_training_recording_and_offset_or_the_enrolment(base):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,25 @@ def test_a_scenes_draw_depends_on_the_seed_the_draw_and_the_scene_only():
     # scene 2's draw is the same when the scenes of another class change (its stream is its own)
     other = [audio[0] * 0.5, audio[1] * 0.5, audio[2], audio[3]]
     assert np.array_equal(aug.draw(other, labels, recordings, 3, 0, keys)[2], d0[2])
+
+
+def test_partners_of_a_large_class_take_memory_in_proportion_to_its_scenes():
+    aug = Augmenter(AugmentConfig(mix_prob=1.0), 16000, 4800)
+    labels, recordings = np.zeros(6000, dtype=np.int64), np.arange(6000) // 3  # one class, 2000 recordings of 3 scenes
+    tracemalloc.start()
+    partner = aug.partners(labels, recordings, np.random.default_rng(0))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2_000_000, peak  # an (m, m) matrix of this class would be 36 million cells
+    assert np.all(recordings[partner] != recordings) and len(np.unique(partner)) > 3000
+
+
+def test_every_allowed_partner_is_drawn_and_no_other():
+    aug = Augmenter(AugmentConfig(mix_prob=1.0), 16000, 4800)
+    labels, recordings = np.array([0, 0, 0, 0, 1, 1, 1]), np.array([5, 5, 6, 7, 8, 8, 8])
+    seen = [set() for _ in labels]
+    for draw in range(200):
+        for i, j in enumerate(aug.partners(labels, recordings, np.random.default_rng(draw))):
+            seen[i].add(int(j))
+    assert seen[:4] == [{2, 3}, {2, 3}, {0, 1, 3}, {0, 1, 2}]  # another recording of the class
+    assert seen[4:] == [{5, 6}, {4, 6}, {4, 5}]  # a single recording: another scene of it

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_asc.training.batches import class_balanced_batches, normalization
+from edge_asc.training.batches import SceneSource, batch_shape, class_balanced_batches, normalization, steps_per_epoch
 from edge_asc.training.config import TrainConfig
+from edge_asc.training.streams import BATCH_STREAM, stream_rng
+from training.generated import generated_scenes, tiny_config
 
 
 def test_batches_hold_as_many_items_of_each_drawn_class_and_cover_small_classes():
@@ -50,3 +52,22 @@ def test_a_segment_store_gathers_rows_across_its_parts_and_normalises_as_the_who
         store[np.array([15])]
     for got, want in zip(normalization(store), normalization(whole)):
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_every_rank_trains_as_many_batches_as_steps_in_every_epoch():
+    audio, labels, recs = generated_scenes(2, 2.45, seed=1)  # 8 clean segments a scene; the time shift can drop one
+    cfg = tiny_config(batch_size=25)  # 3 classes x 8: batches of 24
+    source = SceneSource(cfg, audio, labels, recs)
+    clean_y = source.clean()[1]
+    p, k = batch_shape(clean_y, cfg)
+    assert (p, k) == (3, 8)
+    shorter = 0
+    for world in (1, 2, 3):
+        steps = steps_per_epoch(clean_y.shape[0], p * k, world)
+        for epoch in range(4):
+            y = source.epoch(epoch)[1]
+            shorter += y.shape[0] < clean_y.shape[0]
+            for rank in range(world):
+                batches = class_balanced_batches(y, cfg, stream_rng(cfg.seed, BATCH_STREAM, epoch, rank), steps)
+                assert len(batches) == steps and all(b.shape == (p * k,) for b in batches), (world, epoch, rank)
+    assert shorter > 0  # some epochs have fewer segments than the clean ones

@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,10 @@ torch = pytest.importorskip("torch")
 from edge_asc.cli import build_parser, main as cli_main  # noqa: E402
 from edge_asc.commands.train import torchrun_command  # noqa: E402
 from edge_asc.training.checkpoint import CHECKPOINT_NAME, load_checkpoint  # noqa: E402
-from edge_asc.training.distributed import TORCHRUN_ENV, World, join, leave  # noqa: E402
+from edge_asc.training.batches import SceneRef, SceneSource  # noqa: E402
+from edge_asc.training.distributed import TORCHRUN_ENV, World, default_extract_workers, join, leave  # noqa: E402
+from edge_asc.training.extract import Worker  # noqa: E402
+from edge_asc.training.feature_cache import FeatureCache  # noqa: E402
 from edge_asc.training.train import fit_segments, steps_per_epoch  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -165,3 +169,35 @@ def test_workers_under_torchrun_is_refused_with_a_one_line_message(tmp_path, mon
 if __name__ == "__main__":  # under torchrun: see ranks_main
     logging.basicConfig(level=logging.WARNING)
     ranks_main(Path(sys.argv[1]), Path(sys.argv[2]))
+
+
+def test_extraction_workers_default_to_the_machines_cores_over_its_ranks(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    for env, expected in (({}, 16), ({"WORLD_SIZE": "4"}, 4), ({"WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "2"}, 8), ({"WORLD_SIZE": "32"}, 1)):
+        for name in ("WORLD_SIZE", "LOCAL_WORLD_SIZE"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        args = build_parser().parse_args(["train", "--data", "d", "--out", "o"])
+        assert default_extract_workers() == args.extract_workers == expected, env
+
+
+def test_each_rank_fills_its_share_of_the_cache_and_waits_for_the_others_before_the_draws(tmp_path, monkeypatch):
+    audio, labels, recs = generated_scenes(2, 1.0, seed=3)
+    refs = []
+    for i, x in enumerate(audio):
+        sf.write(tmp_path / f"{i}.flac", x, SR)
+        refs.append(SceneRef.from_file(tmp_path / f"{i}.flac", 0, x.shape[0]))
+    done: dict[str, list[int]] = {}
+    real_run = Worker.run
+    monkeypatch.setattr(Worker, "run", lambda self, job: done.setdefault(threading.current_thread().name, []).append(job.draw) or real_run(self, job))
+    barrier = threading.Barrier(2, timeout=60)
+    sources = [SceneSource(tiny_config(), refs, labels, recs, FeatureCache.open(tmp_path / "cache")) for _ in range(2)]
+    ranks = [threading.Thread(target=sources[r].prepare, args=(range(2), r, 2, barrier.wait), name=f"rank{r}") for r in range(2)]
+    for t in ranks:
+        t.start()
+    for t in ranks:
+        t.join()
+    assert sorted(done) == ["rank0", "rank1"] and [len(v) for v in done.values()] == [9, 9]  # (6 clean + 12 draws) / 2
+    assert all(v[:3] == [None] * 3 and None not in v[3:] for v in done.values())  # clean first, then draws
+    assert len(list((tmp_path / "cache").glob("??/*.npy"))) == 18

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from edge_asc.dsp.audio_io import iter_audio, read_audio
+from edge_asc.dsp.features import FeatureExtractor
+from edge_asc.training import feature_cache
 from edge_asc.training.batches import SceneRef, SceneSource, SegmentStore
 from edge_asc.training.config import AugmentConfig
+from edge_asc.training.datasets import extract_segments, load_dataset
+from edge_asc.training.extract import ExtractionError, Job, cached_segments, run_jobs
 from edge_asc.training.feature_cache import CACHE_ENV, FeatureCache, clean_key, draw_key
 from training.generated import SR, generated_scenes, tiny_config
 
@@ -147,3 +153,95 @@ def test_in_memory_scenes_are_keyed_by_their_samples_and_a_disabled_cache_writes
     assert a.key == SceneRef.from_waveform(audio[0].copy(), SR).key != SceneRef.from_waveform(audio[1], SR).key
     source = SceneSource(tiny_config(), audio, labels, recs, FeatureCache.disabled())
     assert source.epoch(0)[0].shape[0] > 0 and not (tmp_path / "env").exists()
+
+
+def test_without_a_cache_memory_holds_the_clean_features_and_one_draw_whatever_the_epochs(flac_scenes):
+    cache = FeatureCache.disabled()
+    source = _source(flac_scenes, cache)
+    source.prepare(range(6))
+    assert cache.size_bytes() == 0  # nothing computed ahead in memory
+    clean_bytes = np.asarray(source.clean()[0]).nbytes
+    sizes = []
+    for e in range(6):
+        x, _ = source.epoch(e)
+        sizes.append(cache.size_bytes() - clean_bytes)
+        assert 0 < sizes[-1] <= x.shape[0] * 20 * 52 * 4  # the draw in use, nothing more
+    assert max(sizes) < 1.5 * min(sizes), sizes
+
+
+def test_the_keys_cover_the_decoder_and_the_augmentation_code(flac_scenes, monkeypatch):
+    refs, _, _ = flac_scenes
+    fc, aug = tiny_config().features, tiny_config().augment
+
+    def keys():  # through the module object: another test may have imported a fresh copy of the package
+        return feature_cache.clean_key(refs[0].key, fc), feature_cache.draw_key(refs[0].key, refs[1].key, fc, aug, 0, 0)
+
+    clean, draw = keys()
+    monkeypatch.setattr(feature_cache, "AUGMENT_VERSION", feature_cache.AUGMENT_VERSION + 1)
+    assert keys()[0] == clean and keys()[1] != draw
+    monkeypatch.undo()
+    other_decoder = feature_cache.decoder_identity() | {"version": -1}
+    monkeypatch.setattr(feature_cache, "decoder_identity", lambda: other_decoder)
+    assert keys()[0] != clean and keys()[1] != draw
+
+
+def test_a_file_rewritten_in_place_is_decoded_afresh(flac_scenes):
+    ref = flac_scenes[0][0]
+    before = ref.load(SR).copy()
+    sf.write(ref.path, -before, SR)  # same path, same size
+    st = os.stat(ref.path)
+    os.utime(ref.path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a coarse clock could give the same mtime
+    rewritten = SceneRef.from_file(ref.path, ref.start, ref.stop)
+    assert rewritten.key != ref.key and np.array_equal(rewritten.load(SR), -before)
+
+
+def test_a_corrupt_entry_replaced_by_a_good_one_meanwhile_is_not_removed(flac_scenes, tmp_path, monkeypatch):
+    cache = FeatureCache.open(tmp_path / "cache")
+    source = _source(flac_scenes, cache)
+    key = source._clean_jobs()[0].key
+    good = np.asarray(source.clean()[0])[:3]
+    path = cache.path(key)
+    path.write_bytes(path.read_bytes()[:-100])  # corrupt
+    real_read = feature_cache.read_entry
+
+    def read_then_replaced(p, verify=True):
+        try:
+            return real_read(p, verify)
+        finally:  # another process renames a good entry into place between the read and the clean-up
+            tmp = p.with_name("other.tmp")
+            tmp.write_bytes(feature_cache.encode_entry(good))
+            os.replace(tmp, p)
+
+    monkeypatch.setattr(feature_cache, "read_entry", read_then_replaced)
+    assert FeatureCache.open(tmp_path / "cache").get(key) is None  # this read saw the corrupt file
+    monkeypatch.undo()
+    assert np.array_equal(feature_cache.read_entry(path), good)  # the good one stays
+
+
+def test_a_failing_scene_is_named_and_every_other_scene_is_extracted(flac_scenes, tmp_path):
+    refs, labels, recs = flac_scenes
+    broken = SceneRef(None, 0, SR, "ab" * 32)  # neither a file nor samples: load() fails with a TypeError
+    jobs = [Job(clean_key(s.key, tiny_config().features), s) for s in [refs[0], broken, *refs[1:]]]
+    for workers in (1, 2):
+        cache = FeatureCache.open(tmp_path / f"cache{workers}")
+        with pytest.raises(ExtractionError, match=f"in-memory scene {'ab' * 6}: TypeError"):
+            run_jobs(jobs, cache, tiny_config().features, AugmentConfig.off(), workers)
+        assert [cache.has(j.key) for j in jobs] == [True, False, True, True, True, True, True]
+
+
+def test_cached_segments_are_extract_segments_byte_for_byte(tmp_path):
+    root = tmp_path / "data"
+    rng = np.random.default_rng(4)
+    for label, sr, channels in (("a", 44100, 2), ("b", 16000, 1), ("b", 22050, 1)):
+        path = root / label / f"{label}{sr}.flac"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.1 * rng.standard_normal((int(2.5 * sr), channels))).astype(np.float32), sr)
+    dataset = load_dataset(root, chunk_seconds=1.0)  # chunks: slices of each file's whole resampled signal
+    assert len(dataset.scenes) == 9
+    direct = extract_segments(dataset, FeatureExtractor(tiny_config().features))
+    cached = cached_segments(dataset, None, FeatureCache.open(tmp_path / "cache"), tiny_config().features)
+    assert direct.features.tobytes() == cached.features.tobytes()
+    for name in ("labels", "scene", "recording", "position"):
+        assert np.array_equal(getattr(direct, name), getattr(cached, name)), name
+    stream = np.concatenate(list(iter_audio(root / "a" / "a44100.flac", SR, block_frames=1000)))  # the daemon's way
+    assert stream.tobytes() == read_audio(root / "a" / "a44100.flac", SR).tobytes()

@@ -4,6 +4,7 @@ the train and export commands; the trainer's settings in a config file."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +18,11 @@ from edge_asc.contract import METADATA_KEY  # noqa: E402
 from edge_asc.dsp.features import FeatureConfig  # noqa: E402
 from edge_asc.training.model import EncoderNet  # noqa: E402
 from edge_asc.training.checkpoint import CHECKPOINT_NAME, load_checkpoint  # noqa: E402
-from edge_asc.training.config import TrainConfig  # noqa: E402
-from edge_asc.training.train import fit_scenes, fit_segments  # noqa: E402
+from edge_asc.training.batches import SceneSource  # noqa: E402
+from edge_asc.training.config import ModelConfig, TrainConfig  # noqa: E402
+from edge_asc.training.feature_cache import FeatureCache  # noqa: E402
+from edge_asc.training import train as train_module  # noqa: E402
+from edge_asc.training.train import fit_scenes, fit_segments, learning_rate, steps_per_epoch  # noqa: E402
 from training.generated import CLASSES, features_of, generated_scenes, tiny_config, write_dataset  # noqa: E402
 
 torch.set_num_threads(1)
@@ -174,3 +178,34 @@ def test_yaml_exponent_numbers_are_numbers_and_other_strings_are_not():
         from_dict(TrainConfig, {"lr": "fast"})
     with pytest.raises(ConfigError, match="epochs: expected an integer"):
         from_dict(TrainConfig, {"epochs": "3e1"})
+
+
+def test_each_epoch_trains_the_steps_of_batches_of_p_times_k_segments_to_the_end_of_the_cosine(monkeypatch):
+    audio, labels, recs = generated_scenes(2, 2.45, seed=1)  # 8 segments a scene ...
+    audio[0], audio[3] = np.concatenate([audio[0], audio[1][:4800]]), np.concatenate([audio[3], audio[4][:4800]])  # ... 9 for two
+    cfg = tiny_config(epochs=3, batch_size=25, model=ModelConfig(hidden_size=8))  # batches of 3 x 8 = 24 segments
+    sizes = []
+    real_loss = train_module.batch_loss
+    monkeypatch.setattr(train_module, "batch_loss", lambda net, x, y, config, gen: sizes.append(x.shape[0]) or real_loss(net, x, y, config, gen))
+    trained = fit_scenes(cfg, audio, labels, recs, CLASSES, progress=False)
+    steps = steps_per_epoch(50, 24, 1)
+    assert trained.data["segments"] == 50 and steps == 3  # not 50 / 25
+    assert sizes == [24] * 3 * steps
+    assert [h.lr for h in trained.history] == [learning_rate(cfg, (e + 1) * steps - 1, 3 * steps) for e in range(3)]
+    assert min(h.segments for h in trained.history) < 50  # the time shift leaves fewer segments in an epoch
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="counts memory maps in /proc/self/maps (Linux)")
+def test_an_epochs_memory_maps_are_released_before_the_next_epoch_is_made(tmp_path, monkeypatch):
+    audio, labels, recs = generated_scenes(2, 1.5, seed=1)
+    cache = FeatureCache.open(tmp_path / "cache")
+    mapped = []
+    real_epoch = SceneSource.epoch
+
+    def counting(self, epoch):
+        mapped.append(sum(str(cache.directory) in line for line in Path("/proc/self/maps").read_text().splitlines()))
+        return real_epoch(self, epoch)
+
+    monkeypatch.setattr(SceneSource, "epoch", counting)
+    fit_scenes(tiny_config(epochs=3, model=ModelConfig(hidden_size=8)), audio, labels, recs, CLASSES, progress=False, cache=cache)
+    assert mapped == [0, 0, 0]  # neither the clean store nor the epoch before's
