@@ -87,7 +87,7 @@ def _is_count(value: Any, low: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and value >= low
 
 
-def _json_object(text: str, what: str, where: str) -> dict[str, Any]:
+def json_object(text: str, what: str, where: str) -> dict[str, Any]:
     """Parse ``text`` as a JSON object; ``where`` names the file, ``what`` the entry."""
     try:
         raw = json.loads(text)
@@ -149,7 +149,7 @@ class ModelMeta:
     def from_json(cls, text: str, sha256: str, path: str | Path = "") -> "ModelMeta":
         """Parse and check the ``edge_asc`` metadata JSON; raises ArtifactError naming ``path`` and the key."""
         where = f"{path}: " if path else ""
-        return cls.from_dict(_json_object(text, f"metadata '{METADATA_KEY}'", where), sha256, path)
+        return cls.from_dict(json_object(text, f"metadata '{METADATA_KEY}'", where), sha256, path)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], sha256: str, path: str | Path = "") -> "ModelMeta":

@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from edge_asc.contract import MANIFEST_FILE, ArtifactError, ArtifactMismatch, FileRecord, ModelMeta, file_records, short_sha
+from edge_asc.contract import MANIFEST_FILE, ArtifactError, ArtifactMismatch, FileRecord, ModelMeta, file_records, json_object, short_sha
 from edge_asc.fsutil import atomic_write_dir
 from edge_asc.runtime.items import check_file
 
@@ -83,12 +83,7 @@ class EnrolledManifest:
 
     @classmethod
     def from_json(cls, text: str, where: str) -> "EnrolledManifest":
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{where}: not valid JSON ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ArtifactError(f"{where}: manifest must be a JSON object, got {type(raw).__name__}")
+        raw = json_object(text, "manifest", f"{where}: ")
         if raw.get("format") != ENROLLED_FORMAT:
             raise ArtifactError(f"{where}: enrolled-places format {raw.get('format')!r} is not supported (this edge-asc reads {ENROLLED_FORMAT})")
         try:
