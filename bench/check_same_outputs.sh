@@ -6,6 +6,10 @@
 #
 #   git worktree add /tmp/old <commit>; bash bench/check_same_outputs.sh /tmp/old [AMBIENT13_DIR]
 #
+# The training checks hold between trees that share the trainer's randomness: 0c63cc8..bde6479 (the
+# restructure) did; the feature-cache trainer that followed draws per (seed, epoch, rank) on purpose, so
+# against an older tree those two lines say DIFFERENT and the others still apply.
+#
 # Prints one line per check (SAME / DIFFERENT; a step that fails counts as DIFFERENT) and exits 1 if any differs.
 set -uo pipefail
 NEW="$(cd "$(dirname "$0")/.." && pwd)"
