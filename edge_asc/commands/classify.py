@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     labels = tuple(index.labels)  # the model's, then enrolled places (and unknown with --enrolled-only)
     dc = cfg.decision
     try:
-        pipeline = Pipeline(encoder, index, DecisionPolicy(len(labels), dc.k, dc.mode, dc.tie_break, dc.k_max), dc.neighbours)
+        pipeline = Pipeline(encoder, index, DecisionPolicy(len(labels), dc.k, dc.mode, dc.tie_break, dc.k_max), dc.neighbours,
+                            silence_dbfs=dc.silence_dbfs)
     except ValueError as exc:
         log.error("%s", exc)
         return 2

@@ -89,7 +89,7 @@ def load_runtime(cfg: DaemonConfig):
     return load_artifacts(
         cfg.model_path(), cfg.index_path(), cfg.inference.threads, cfg.inference.ef,
         enrolled_path=cfg.enrolled_path(), enrolled_only=dc.enrolled_only, unknown_threshold=dc.unknown_threshold,
-        unknown_ratio=dc.unknown_ratio,
+        unknown_ratio=dc.unknown_ratio, silence=dc.silence_dbfs is not None,
     )
 
 

@@ -19,6 +19,7 @@ import yaml
 from edge_asc.config import ConfigError, apply_overrides, from_dict, load_yaml
 from edge_asc.protocol.connection import QUEUE_SIZE, SLOW_POLICIES
 from edge_asc.runtime.decision import DEFAULT_K_MAX, MAX_K, MODES, TIE_BREAKS, check_k
+from edge_asc.runtime.pipeline import SILENCE_DBFS
 from edge_asc.runtime.search import UNKNOWN_RATIO
 
 SOURCE_FORMS = ("mic", "mic:NAME_OR_INDEX", "file:PATH", "stdin")
@@ -124,6 +125,11 @@ class DecisionConfig:
         "many times as far as the nearest item of the model's index, both distances squared L2 (so 0.81 means 0.9 times the "
         "plain distance; the ratio test of bench/bench_enroll.py); null: each place's own threshold",
     )
+    silence_dbfs: float | None = _f(
+        SILENCE_DBFS, "a segment whose level (RMS of its 300 ms, full scale 1.0) is below this votes silence instead of a scene; "
+        "the default lies 10 dB below the quietest segment of real recordings and above 16-bit dither (bench/bench_silence.py); "
+        "null: no gate", "dBFS",
+    )
 
     def __post_init__(self) -> None:
         check_k(self.k)
@@ -134,6 +140,8 @@ class DecisionConfig:
             raise ValueError(f"unknown_ratio must be a positive number or null, got {self.unknown_ratio}")
         if self.unknown_threshold is not None and not (math.isfinite(self.unknown_threshold) and self.unknown_threshold > 0):
             raise ValueError(f"unknown_threshold must be a positive number or null, got {self.unknown_threshold}")
+        if self.silence_dbfs is not None and (isinstance(self.silence_dbfs, bool) or not math.isfinite(self.silence_dbfs) or self.silence_dbfs >= 0):
+            raise ValueError(f"silence_dbfs must be a negative number of dBFS or null, got {self.silence_dbfs}")
 
 
 @dataclass(frozen=True)

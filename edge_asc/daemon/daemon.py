@@ -64,7 +64,7 @@ class Daemon:
         self._reload_asked = False  # SIGHUP, or an enrolment over the socket was written
         dc = config.decision
         self.policy = DecisionPolicy(len(self.labels), dc.k, dc.mode, dc.tie_break, dc.k_max)
-        self.pipeline = Pipeline(encoder, index, self.policy, dc.neighbours)
+        self.pipeline = Pipeline(encoder, index, self.policy, dc.neighbours, silence_dbfs=dc.silence_dbfs)
         self.source = source
         self.notifier = notifier or Notifier()
         sc = config.server

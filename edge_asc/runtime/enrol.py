@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from edge_asc.contract import ArtifactError
-from edge_asc.runtime.enrolled import LABEL_PATTERN, UNKNOWN_LABEL, Enrolment
+from edge_asc.runtime.enrolled import LABEL_PATTERN, SILENCE_LABEL, UNKNOWN_LABEL, Enrolment
 from edge_asc.dsp.features import FeatureExtractor, Segmenter
 from edge_asc.runtime.enrolled import EnrolledSet, locked, utc_now
 
@@ -57,6 +57,8 @@ def check_label(label: str) -> None:
         raise EnrolError(f"label {label!r} is not accepted: use 1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit")
     if label == UNKNOWN_LABEL:
         raise EnrolError(f"label {UNKNOWN_LABEL!r} is reserved for audio far from every enrolled place; choose another name")
+    if label == SILENCE_LABEL:
+        raise EnrolError(f"label {SILENCE_LABEL!r} is reserved for segments below the level gate; choose another name")
 
 
 def check_audio(samples: np.ndarray, name: str, rate: int, segment_samples: int) -> None:

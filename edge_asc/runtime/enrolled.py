@@ -42,6 +42,7 @@ ENROLLED_ITEMS_FILE = "enrolled.npz"
 ENROLLED_ARRAYS = ("embedding", "label", "enrolment", "offset_s")  # (M, D) f32; (M,) label / enrolment index; (M,) s
 ENROLLED_LOCK_SUFFIX = ".lock"
 UNKNOWN_LABEL = "unknown"  # the decision for audio far from every enrolled place; never an enrolled label
+SILENCE_LABEL = "silence"  # the decision for a segment below the level gate (runtime.pipeline); never an enrolled label
 LABEL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # what an enrolled label may be (a fullmatch)
 
 

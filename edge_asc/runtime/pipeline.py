@@ -5,7 +5,11 @@ segments with their left context (features.Segmenter), and for each complete seg
 features (FeatureExtractor.segment_features), its embedding (Encoder.embed, batch of 1) and its nearest
 labelled neighbours (SegmentIndex.query). The segment's label is its nearest neighbour's (or the
 majority of ``neighbours`` neighbours), and the DecisionPolicy turns segment labels into scene
-decisions. The offline ``classify`` and the live daemon call the same code with the same samples, so
+decisions. Silence gate: a segment whose own samples (not its left context) are quieter than
+``silence_dbfs`` (segment_dbfs: one mean of squares per segment; digital silence is -inf, below any
+gate) votes the index's ``silence`` label (runtime.search.SILENCE_LABEL) at distance 0 with no item,
+whatever its neighbours are; None switches the gate off, and so does an index without that label. The
+offline ``classify`` and the live daemon call the same code with the same samples, so
 they produce the same decisions whatever the block sizes.
 
 ``Conditioner`` is the step before: a source's (frames, channels) blocks at the device rate -> mono
@@ -17,6 +21,7 @@ with 0, counts them and warns, so one bad sample cannot stop the worker; audio_i
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +39,14 @@ log = logging.getLogger(__name__)
 STAGES = ("features", "encoder", "search", "total")
 TIMING_WINDOW = 1024  # segments kept for the status event's median / p99
 NONFINITE_WARN_INTERVAL_S = 60.0  # at most one warning about NaN/inf samples per this long, per source
+SILENCE_DBFS = -90.0  # decision.silence_dbfs's default: a segment quieter votes ``silence``; bench/bench_silence.py: the
+# quietest ambient13 segment is -80.4 dBFS (10 dB above), 16-bit dither about -101 dBFS (11 dB below)
+
+
+def segment_dbfs(x: np.ndarray) -> float:
+    """The level of samples ``x`` in dBFS: RMS against full scale 1.0; digital silence is -inf."""
+    power = float(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0
+    return 10.0 * math.log10(power) if power > 0.0 else -math.inf
 
 
 @dataclass(frozen=True)
@@ -44,7 +57,7 @@ class SegmentResult:
     neighbour_labels: tuple[int, ...]  # the n nearest neighbours, nearest first
     neighbour_distances: tuple[float, ...]
     neighbour_ids: tuple[int, ...]  # item ids in the index searched (edge_asc.runtime.search.Searcher.origin)
-    item: int  # the nearest neighbour with the segment's label; -1: none (enrolled_only with no place enrolled)
+    item: int  # the nearest neighbour with the segment's label; -1: none (enrolled_only with no place enrolled; silence)
     start: int  # stream sample of the segment's first sample (model rate)
     end: int  # stream sample after its last sample
     ready: float  # monotonic time its last sample entered the ring buffer
@@ -112,7 +125,7 @@ class StageTimes:
 class Pipeline:
     """Features -> encoder -> index search -> decision policy, per 300 ms segment."""
 
-    def __init__(self, encoder, index, policy: DecisionPolicy, neighbours: int = 1) -> None:
+    def __init__(self, encoder, index, policy: DecisionPolicy, neighbours: int = 1, silence_dbfs: float | None = SILENCE_DBFS) -> None:
         problem = neighbours_problem(neighbours, index)
         if problem:
             raise ValueError(problem)
@@ -120,6 +133,7 @@ class Pipeline:
         self.index = index
         self.policy = policy
         self.neighbours = neighbours
+        self.silence_dbfs = silence_dbfs  # decision.silence_dbfs; None: no gate
         self.labels: tuple[str, ...] = tuple(index.labels)  # the model's, then enrolled ones (runtime.search)
         self.feature_config = cfg = encoder.meta.feature_config
         self.sample_rate = cfg.sample_rate
@@ -195,15 +209,18 @@ class Pipeline:
         times = (t1 - t0, t2 - t1, t3 - t2, t3 - t0)
         self.times.add(times)
         seg_len = self.feature_config.segment_samples
+        silence_id = getattr(self.index, "silence_id", None)
+        if silence_id is not None and self.silence_dbfs is not None and segment_dbfs(x[-seg_len:]) < self.silence_dbfs:
+            label, nearest = silence_id, -1  # below the gate: silence, whatever it sounds nearest to
         start = self._sample_offset + (index - self._index_offset) * seg_len
         return SegmentResult(
             index=index,
             label=label,
-            distance=float(distances[nearest]),
+            distance=0.0 if nearest < 0 else float(distances[nearest]),
             neighbour_labels=tuple(int(v) for v in labels),
             neighbour_distances=tuple(float(v) for v in distances),
             neighbour_ids=tuple(int(v) for v in ids),
-            item=int(ids[nearest]),
+            item=-1 if nearest < 0 else int(ids[nearest]),
             start=start,
             end=start + seg_len,
             ready=ready,
@@ -227,10 +244,11 @@ def neighbours_problem(neighbours: int, index) -> str | None:
 def load_artifacts(
     model_path: str | Path, index_path: str | Path, threads: int = 1, ef: int | None = None,
     enrolled_path: str | Path | None = None, enrolled_only: bool = False, unknown_threshold: float | None = None,
-    unknown_ratio: float | None = None,
+    unknown_ratio: float | None = None, silence: bool = True,
 ):
     """The encoder and the index that matches it, with the enrolled places at ``enrolled_path`` (if any)
-    searched beside it (runtime.search.Searcher); raises ArtifactError / ArtifactMismatch naming the fault."""
+    searched beside it (runtime.search.Searcher, with the ``silence`` label unless ``silence`` is False: the
+    gate is off, decision.silence_dbfs null); raises ArtifactError / ArtifactMismatch naming the fault."""
     from edge_asc.runtime.encoder import Encoder
     from edge_asc.runtime.enrolled import EnrolledSet
     from edge_asc.runtime.index import SegmentIndex
@@ -241,7 +259,7 @@ def load_artifacts(
     if ef is not None:
         index.set_ef(ef)
     enrolled = EnrolledSet.load_or_empty(enrolled_path, encoder.meta) if enrolled_path is not None else None
-    return encoder, Searcher(index, enrolled, enrolled_only, unknown_threshold, unknown_ratio)
+    return encoder, Searcher(index, enrolled, enrolled_only, unknown_threshold, unknown_ratio, silence)
 
 
 def classify_stream(pipeline: Pipeline, blocks: Iterator[np.ndarray]) -> Iterator[tuple[SegmentResult, Decision | None]]:

@@ -2,7 +2,10 @@
 
 ``Searcher`` has the query interface of ``SegmentIndex`` (``query(x, k) -> labels, distances, ids``,
 ``labels``, ``len``), so the pipeline runs on either. Label ids: the model's labels first (in the model's
-order), then enrolled labels that are not model labels, then ``unknown`` when ``enrolled_only`` is on. Item
+order), then enrolled labels that are not model labels, then ``unknown`` when ``enrolled_only`` is on, then
+``silence`` when the silence gate is on (``silence``: load_artifacts turns it on unless
+decision.silence_dbfs is null; the pipeline votes it for a segment quieter than
+decision.silence_dbfs, runtime.pipeline: the index is not asked which place silence sounds like). Item
 ids: the base index's 0..N-1, then the enrolled items N..N+M-1.
 
 * Default mode: the k nearest of both sets (an enrolled item of a model label adds audio to that class).
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_asc.runtime.enrolled import UNKNOWN_LABEL
+from edge_asc.runtime.enrolled import SILENCE_LABEL, UNKNOWN_LABEL
 from edge_asc.runtime.enrolled import EnrolledSet
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ class Searcher:
 
     def __init__(
         self, base, enrolled: EnrolledSet | None = None, enrolled_only: bool = False, unknown_threshold: float | None = None,
-        unknown_ratio: float | None = None,
+        unknown_ratio: float | None = None, silence: bool = False,
     ) -> None:
         self.base = base
         self.enrolled = enrolled if enrolled is not None else EnrolledSet.empty(base.manifest.encoder_meta())
@@ -74,6 +77,10 @@ class Searcher:
         extra = tuple(x for x in self.enrolled.labels if x not in model_labels)
         self.labels: tuple[str, ...] = model_labels + extra + ((UNKNOWN_LABEL,) if enrolled_only else ())
         self.unknown_id = len(self.labels) - 1 if enrolled_only else None
+        self.silence = silence
+        if silence and SILENCE_LABEL not in self.labels:
+            self.labels += (SILENCE_LABEL,)
+        self.silence_id = self.labels.index(SILENCE_LABEL) if silence else None
         self._label_map = np.array([self.labels.index(x) for x in self.enrolled.labels], dtype=np.int64)
         t = self.enrolled.manifest.thresholds
         self.thresholds = np.array([t[x] if unknown_threshold is None else unknown_threshold for x in self.enrolled.labels], dtype=np.float32)
@@ -85,7 +92,7 @@ class Searcher:
 
     def with_enrolled(self, enrolled: EnrolledSet) -> "Searcher":
         """The same base index and options with another overlay (what the daemon swaps in on a reload)."""
-        return Searcher(self.base, enrolled, self.enrolled_only, self.unknown_threshold, self.unknown_ratio)
+        return Searcher(self.base, enrolled, self.enrolled_only, self.unknown_threshold, self.unknown_ratio, self.silence)
 
     def __len__(self) -> int:
         return len(self.enrolled) if self.enrolled_only else len(self.base) + len(self.enrolled)

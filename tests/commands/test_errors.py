@@ -82,3 +82,34 @@ def test_a_training_command_without_the_training_extra_says_what_to_install(tmp_
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
     assert "edge-asc export needs the training extra, which this installation lacks (no module torch)" in err
+
+
+def test_classify_on_three_seconds_of_digital_silence_decides_silence_not_a_scene(tiny_artifacts, tmp_path, capsys):
+    quiet = tmp_path / "silence.wav"
+    sf.write(str(quiet), np.zeros(16000 * 3, dtype=np.float32), 16000)
+    rc = main(["classify", "--json", str(quiet), "--model", str(tiny_artifacts.model), "--index", str(tiny_artifacts.index)])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert rc == 0 and len(lines) == 3  # 10 segments, k=3
+    import json
+
+    events = [json.loads(line) for line in lines]
+    assert {(e["label"], e["confidence"]) for e in events} == {("silence", 1.0)}
+    assert all(e["evidence"] == [] for e in events)
+
+
+def test_the_level_gate_switched_off_in_the_config_lets_silence_through_to_the_encoder(tiny_artifacts, tmp_path, capsys):
+    import json
+
+    quiet = tmp_path / "silence.wav"
+    sf.write(str(quiet), np.zeros(16000 * 3, dtype=np.float32), 16000)
+    config = tmp_path / "c.yaml"
+    config.write_text("decision:\n  silence_dbfs: null\n")
+    rc = main(["classify", "--json", str(quiet), "--config", str(config), "--model", str(tiny_artifacts.model), "--index", str(tiny_artifacts.index)])
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert rc == 0 and len(events) == 3
+    assert all(e["label"] in tiny_artifacts.labels for e in events)  # a scene, as before the gate
+
+
+def test_silence_is_a_reserved_label_for_enrolment(tiny_artifacts, capsys):
+    rc = main(["enroll", "--label", "silence", str(tiny_artifacts.clips["rain"]), "--model", str(tiny_artifacts.model), "--index", str(tiny_artifacts.index)])
+    assert rc == 2 and "label 'silence' is reserved for segments below the level gate" in capsys.readouterr().err

@@ -83,7 +83,7 @@ def test_flags_given_on_the_command_line_win_over_the_file_and_absent_ones_do_no
     assert (cfg.decision.k, cfg.decision.mode, cfg.source_spec) == (2, "sliding", SourceSpec("stdin"))
     assert SourceSpec.parse("mic:USB Mic") == SourceSpec("mic", "USB Mic")
     assert SourceSpec.parse("file:/a:b.wav") == SourceSpec("file", "/a:b.wav")
-    assert cfgmod.to_dict(cfg)["decision"] == {"k": 2, "mode": "sliding", "k_max": 10, "neighbours": 1, "tie_break": "distance", "enrolled_only": False, "unknown_threshold": None, "unknown_ratio": 1.0}
+    assert cfgmod.to_dict(cfg)["decision"] == {"k": 2, "mode": "sliding", "k_max": 10, "neighbours": 1, "tie_break": "distance", "enrolled_only": False, "unknown_threshold": None, "unknown_ratio": 1.0, "silence_dbfs": -90.0}
 
 
 def test_the_ratio_test_and_the_threshold_say_their_distances_are_squared():

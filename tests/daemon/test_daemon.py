@@ -67,7 +67,7 @@ def test_file_source_over_the_socket_gives_classify_decisions(tiny_artifacts, ru
         hello = client.hello
         events = _read_until_closed(client)
     assert isinstance(hello, Hello)
-    assert hello.labels == art.labels and (hello.k, hello.mode) == (k, mode)
+    assert hello.labels == art.labels + ("silence",) and (hello.k, hello.mode) == (k, mode)
     assert hello.model_sha256 == Encoder(art.model).meta.sha256 and hello.segment_seconds == pytest.approx(0.3)
     scenes = [e for e in events if isinstance(e, Scene)]
     assert [_scene_tuple(s.to_dict()) for s in scenes] == expected
@@ -383,7 +383,7 @@ def test_the_daemon_with_enrolled_only_decides_places_and_unknown_as_classify_do
     with Client(str(d.socket), timeout=30) as client:
         hello = client.hello
         scenes = [e for e in _read_until_closed(client) if isinstance(e, Scene)]
-    assert hello.labels == art.labels + ("kitchen", "unknown") and hello.enrolled == ("kitchen",) and hello.enrolled_only
+    assert hello.labels == art.labels + ("kitchen", "unknown", "silence") and hello.enrolled == ("kitchen",) and hello.enrolled_only
     assert [_scene_tuple(s.to_dict()) for s in scenes] == [_scene_tuple(e) for e in expected]
     assert [s.unknown.to_dict() for s in scenes] == [e["unknown"] for e in expected]
     assert all(s.unknown.nearest == "kitchen" and s.unknown.distance > s.unknown.threshold for s in scenes)

@@ -48,10 +48,10 @@ def test_the_watcher_sees_an_enrolment_and_a_forget_and_builds_the_searcher_to_s
     enrol(tmp_path / "en", encoder, "kitchen", [("rain.flac", read_audio(tiny_artifacts.clips["rain"], RATE))])
     assert watcher.changed()
     new = watcher.load(searcher)
-    assert new.labels == tiny_artifacts.labels + ("kitchen",) and len(new) > len(searcher)
+    assert new.labels == tiny_artifacts.labels + ("kitchen", "silence") and len(new) > len(searcher)
     assert not watcher.changed()
     forget(tmp_path / "en", "kitchen")
-    assert watcher.changed() and watcher.load(new).labels == tiny_artifacts.labels
+    assert watcher.changed() and watcher.load(new).labels == tiny_artifacts.labels + ("silence",)
 
 
 def test_a_store_that_cannot_be_read_keeps_the_current_one_and_says_why_once(tiny_artifacts, tmp_path):
@@ -106,7 +106,7 @@ def test_forgetting_the_last_place_with_enrolled_only_swaps_in_a_searcher_that_d
     forget(en, "kitchen")
     empty = watcher.load(searcher, pipeline.neighbours)  # "no places are enrolled" before: the daemon kept a place it had forgotten
     assert not isinstance(empty, str), empty
-    assert pipeline.swap_index(empty) and empty.labels == tiny_artifacts.labels + ("unknown",)
+    assert pipeline.swap_index(empty) and empty.labels == tiny_artifacts.labels + ("unknown", "silence")
     decisions = [d for _, d in pipeline.push(read_audio(tiny_artifacts.clips["rain"], RATE)) if d is not None]
     events = [scene_event(d, pipeline.labels, RATE) for d in decisions]
     assert events and all(e.label == "unknown" and e.evidence == () and e.unknown is None for e in events)
