@@ -115,7 +115,6 @@ def test_two_gloo_ranks_train_as_well_as_one_and_each_checkpoint_resumes_on_the_
     assert one.world_size == 1 and [h.segments for h in one.history] == [h.segments for h in two.history]
     acc_one, acc_two = held_out_accuracy(one), held_out_accuracy(two)
     assert acc_one >= 0.6 and acc_two >= acc_one - ACCURACY_MARGIN, (acc_one, acc_two)  # chance is 1/3
-    assert two.history[-1].loss < two.history[0].loss
     # the two-rank checkpoint resumes on one rank, saying that the run is no longer the uninterrupted one
     capsys.readouterr()
     assert cli_main(["train", "--out", str(tmp_path / "two"), "--resume", "--epochs", str(EPOCHS + 1), *common]) == 0
