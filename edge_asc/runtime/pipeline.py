@@ -30,9 +30,9 @@ from typing import Iterator
 import numpy as np
 
 from edge_asc.dsp.audio_io import to_mono
-from edge_asc.runtime.decision import Decision, DecisionPolicy, Vote, vote
 from edge_asc.dsp.features import FeatureExtractor, Segmenter
 from edge_asc.dsp.resample import StreamResampler
+from edge_asc.runtime.decision import Decision, DecisionPolicy, Vote, vote
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ SILENCE_DBFS = -90.0  # decision.silence_dbfs's default: a segment quieter votes
 
 def segment_dbfs(x: np.ndarray) -> float:
     """The level of samples ``x`` in dBFS: RMS against full scale 1.0; digital silence is -inf."""
-    power = float(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0
+    power = float(np.dot(x, x)) / x.size if x.size else 0.0  # one pass, no temporary array
     return 10.0 * math.log10(power) if power > 0.0 else -math.inf
 
 
