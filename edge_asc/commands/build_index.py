@@ -30,7 +30,7 @@ FLAGS = {  # argparse destination -> IndexConfig key
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = IndexConfig()
     parser.add_argument("--model", type=Path, required=True, help="ONNX encoder written by edge-asc export")
-    parser.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    parser.add_argument("--data", type=Path, action="append", required=True, help=DATA_HELP)
     parser.add_argument("--out", type=Path, required=True, help="index directory to write (atomically; an index there is replaced)")
     parser.add_argument("--config", type=Path, default=None, help="YAML file with an index: section (keys as the flags, with underscores)")
     add_layout_arguments(parser)
@@ -51,7 +51,7 @@ def config_from_args(args: argparse.Namespace) -> IndexConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_asc.training.datasets import load_dataset
+    from edge_asc.training.datasets import load_datasets
     from edge_asc.training.layouts import DatasetError
     from edge_asc.contract import ArtifactError
     from edge_asc.runtime.encoder import Encoder
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     meta = encoder.meta
     log.info("encoder %s: %s variant, %d labels, embedding %d, sha256 %s", args.model, meta.variant, len(meta.labels), meta.embedding_size, meta.sha256[:12])
     try:
-        dataset = load_dataset(
+        dataset = load_datasets(
             args.data, layout=args.layout, chunk_seconds=args.chunk_seconds,
             sample_rate=meta.feature_config.sample_rate, segment_seconds=meta.feature_config.segment_seconds,
         )

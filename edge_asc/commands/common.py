@@ -21,7 +21,10 @@ from edge_asc.training.datasets import CHUNK_SECONDS, LAYOUTS
 
 SUPPRESS = argparse.SUPPRESS  # an override flag that was not given leaves no attribute
 TRAIN_SECTIONS = {"train": TrainConfig, "model": ModelConfig, "features": FeatureConfig}
-DATA_HELP = "dataset folder (class folders + metadata.csv, DCASE 2016/2017 or 2018 layout)"
+DATA_HELP = (
+    "dataset folder (class folders + metadata.csv, DCASE 2016/2017 or 2018 layout); give --data again to combine "
+    "several (labels united, recording ids prefixed with the folder's name)"
+)
 
 
 def add_layout_arguments(parser: argparse.ArgumentParser) -> None:

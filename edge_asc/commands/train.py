@@ -49,7 +49,7 @@ FLAGS = {  # argparse destination -> TrainConfig key
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     t, m = TrainConfig(), ModelConfig()
-    parser.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    parser.add_argument("--data", type=Path, action="append", required=True, help=DATA_HELP)
     parser.add_argument("--out", type=Path, required=True, help="run folder; checkpoint.pt is rewritten there after every epoch")
     parser.add_argument("--config", type=Path, default=None, help="YAML file with sections train: (augment: nested), model:, features:")
     add_layout_arguments(parser)
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 def train_here(args: argparse.Namespace) -> int:
     """The training itself, in this process (one rank of a torchrun, or the only one)."""
     from edge_asc.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from edge_asc.training.datasets import load_dataset
+    from edge_asc.training.datasets import load_datasets
     from edge_asc.training.extract import ExtractionError
     from edge_asc.training.layouts import DatasetError
     from edge_asc.training.train import train
@@ -139,7 +139,7 @@ def train_here(args: argparse.Namespace) -> int:
         base = train_config_from_file(args.config)
     config = apply_overrides(base, flag_overrides(args, FLAGS))
     try:
-        dataset = load_dataset(
+        dataset = load_datasets(
             args.data, layout=args.layout, chunk_seconds=args.chunk_seconds,
             sample_rate=config.features.sample_rate, segment_seconds=config.features.segment_seconds,
         )
@@ -147,7 +147,7 @@ def train_here(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     if len(dataset.labels) < 2:  # triplets need another class for their negatives
-        log.error("%s: training needs at least two classes, found %d (%s)", args.data, len(dataset.labels), ", ".join(dataset.labels) or "none")
+        log.error("%s: training needs at least two classes, found %d (%s)", " + ".join(map(str, args.data)), len(dataset.labels), ", ".join(dataset.labels) or "none")
         return 2
     if not args.resume and (args.out / CHECKPOINT_NAME).exists():
         # refuse before writing anything: config.yaml describes the checkpoint beside it
@@ -162,7 +162,7 @@ def train_here(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     except ValueError as exc:  # data the trainer cannot use (e.g. a class with a single segment)
-        log.error("%s: %s", args.data, exc)
+        log.error("%s: %s", " + ".join(map(str, args.data)), exc)
         return 2
     except ExtractionError as exc:  # every other scene's features are cached: a rerun starts from them
         log.error("%s", exc)

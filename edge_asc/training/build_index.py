@@ -123,7 +123,7 @@ def build_index_from_dataset(
     if emb.shape[0] == 0:
         raise ValueError(f"dataset {dataset.root}: the selected scenes hold no complete segment")
     info: dict[str, Any] = {
-        "root": str(dataset.root),
+        "root": " + ".join(str(r) for r in dataset.roots) if dataset.roots else str(dataset.root),
         "layout": dataset.layout,
         "chunk_seconds": dataset.chunk_seconds,
         "scenes": len(indices),

@@ -124,6 +124,7 @@ class TrainConfig:
     alpha: float = 0.1  # importance regulariser of the audio loss (eq. 7)
     seed: int = 0
     threads: int = 1  # torch intra-op threads
+    balance_sources: bool = True  # with several datasets (--data A --data B): each source equally likely within a class
     model: ModelConfig = ModelConfig()
     augment: AugmentConfig = AugmentConfig()
     features: FeatureConfig = FeatureConfig()

@@ -12,6 +12,7 @@ Only numpy, the standard library and edge_asc's own numpy modules are imported h
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ from edge_asc.dsp.features import SAMPLE_RATE, FeatureConfig, FeatureExtractor
 from edge_asc.training.layouts import DatasetError, Entry, FoldLists, detect_layout, read_layout, recording_from_name, rel_path
 
 __all__ = [  # recording_from_name and DatasetError live in layouts.py; they are part of this module's interface
-    "CHUNK_SECONDS", "LAYOUTS", "DatasetError", "SceneFile", "Fold", "Dataset", "SegmentSet", "load_dataset", "detect_layout",
+    "CHUNK_SECONDS", "LAYOUTS", "DatasetError", "SceneFile", "Fold", "Dataset", "SegmentSet", "load_dataset", "load_datasets",
+    "unique_names", "detect_layout",
     "chunk_bounds", "recording_from_name", "iter_scene_audio", "load_scene_audio", "extract_segments",
     "recordings_on_both_sides",
 ]
@@ -49,6 +51,7 @@ class SceneFile:
     recording_id: str  # scenes of one recording never sit on both sides of a split
     start_s: float  # offset of the chunk in the file (seconds)
     duration_s: float  # chunk length (seconds, at the model's sample rate)
+    source: int = 0  # index into Dataset.sources: which of the combined datasets the scene comes from
 
     def cut(self, sample_rate: int) -> tuple[int, int]:
         """The scene's [start, stop) in samples of the file read at ``sample_rate`` (stop may pass the end by rounding)."""
@@ -76,6 +79,17 @@ class Dataset:
     sample_rate: int = SAMPLE_RATE
     chunk_seconds: float | None = CHUNK_SECONDS
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason) for every unusable file
+    sources: tuple[str, ...] = ()  # names of the datasets combined by load_datasets (one per root); () = one
+    roots: tuple[Path, ...] = ()  # their folders (load_datasets); () = just ``root``
+
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        """The name of every source (``SceneFile.source`` indexes into it): the folder name for one dataset."""
+        return self.sources or (Path(self.root).name,)
+
+    def scene_sources(self) -> np.ndarray:
+        """(n_scenes,) int64 index into ``source_names`` of every scene."""
+        return np.array([s.source for s in self.scenes], dtype=np.int64)
 
     @property
     def recording_ids(self) -> tuple[str, ...]:
@@ -95,8 +109,9 @@ class Dataset:
     def summary(self) -> str:
         minutes = sum(s.duration_s for s in self.scenes) / 60.0
         files = len({s.path for s in self.scenes})
+        where = " + ".join(str(r) for r in self.roots) if self.roots else str(self.root)
         return (
-            f"{self.root} ({self.layout}): {files} files, {len(self.scenes)} scenes ({minutes:.1f} min), "
+            f"{where} ({self.layout}): {files} files, {len(self.scenes)} scenes ({minutes:.1f} min), "
             f"{len(self.labels)} classes, {len(self.recording_ids)} recordings, {len(self.skipped)} files skipped"
         )
 
@@ -181,6 +196,63 @@ def load_dataset(
     if skipped:
         log.warning("%d of %d files skipped (named above)", len(skipped), len(entries))
     return dataset
+
+
+def load_datasets(
+    roots: Sequence[str | Path],
+    layout: str = "auto",
+    chunk_seconds: float | None = CHUNK_SECONDS,
+    sample_rate: int = SAMPLE_RATE,
+    segment_seconds: float | None = None,
+) -> Dataset:
+    """Several datasets as one (``edge-asc train --data A --data B``): the union of their labels and scenes.
+
+    One root is ``load_dataset``'s dataset, unchanged. With several, every scene records its source (the
+    folder's name, made unique: ``Dataset.sources``) and its recording id is prefixed with that name
+    (``ambient13/moodist:cafe.mp3``), so that recordings stay distinct across sources and splits grouped by
+    recording stay leak-free. Official folds are dropped (they describe one dataset); ``layout`` applies to all.
+    """
+    roots = [Path(r) for r in roots]
+    if not roots:
+        raise DatasetError("no dataset given")
+    if len(roots) == 1:
+        return load_dataset(roots[0], layout, chunk_seconds, sample_rate, segment_seconds)
+    if len({r.resolve() for r in roots}) < len(roots):
+        raise DatasetError(f"a dataset is given twice: {', '.join(map(str, roots))}")
+    parts = [load_dataset(r, layout, chunk_seconds, sample_rate, segment_seconds) for r in roots]
+    names = unique_names([r.resolve().name for r in roots])
+    scenes = [
+        dataclasses.replace(s, recording_id=f"{name}/{s.recording_id}", source=i)
+        for i, (name, part) in enumerate(zip(names, parts))
+        for s in part.scenes
+    ]
+    if any(part.folds for part in parts):
+        log.info("official folds are not used when datasets are combined")
+    dataset = Dataset(
+        root=roots[0],
+        layout="+".join(part.layout for part in parts),
+        labels=tuple(sorted({s.label for s in scenes})),
+        scenes=scenes,
+        sample_rate=sample_rate,
+        chunk_seconds=chunk_seconds,
+        skipped=[x for part in parts for x in part.skipped],
+        sources=tuple(names),
+        roots=tuple(roots),
+    )
+    log.info("combined: %s", dataset.summary())
+    return dataset
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """``names`` with a repeated one numbered (``data``, ``data-2``): two folders called alike stay apart."""
+    out: list[str] = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in out:
+            n += 1
+            candidate = f"{name}-{n}"
+        out.append(candidate)
+    return out
 
 
 def _cut_scenes(

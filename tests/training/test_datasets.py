@@ -21,9 +21,11 @@ from edge_asc.training.datasets import (
     detect_layout,
     extract_segments,
     load_dataset,
+    load_datasets,
     load_scene_audio,
     recording_from_name,
     recordings_on_both_sides,
+    unique_names,
 )
 from edge_asc.training.splits import default_folds, official_folds, random_scene_split, split_by_recording
 from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
@@ -415,3 +417,20 @@ def test_with_chunking_off_each_file_is_one_scene_and_a_chunk_under_a_segment_is
     assert [(s.scene_id, s.duration_s) for s in long] == [("bus/long.wav", 25.0)]
     with pytest.raises(DatasetError, match="at least one segment"):
         load_dataset(folder_tree, chunk_seconds=0.1)
+
+
+def test_several_datasets_combine_into_one_with_sources_and_recording_ids_kept_apart(tmp_path: Path):
+    for name, labels in (("alpha", ("rain", "wind")), ("beta", ("rain", "office"))):
+        for label in labels:
+            write_tone(tmp_path / name / label / "take.wav", 2.0)
+    combined = load_datasets([tmp_path / "alpha", tmp_path / "beta"])
+    assert combined.labels == ("office", "rain", "wind") and combined.source_names == ("alpha", "beta")
+    assert sorted(combined.recording_ids) == ["alpha/rain/take.wav", "alpha/wind/take.wav", "beta/office/take.wav", "beta/rain/take.wav"]
+    assert list(combined.scene_sources()) == [0, 0, 1, 1]
+    assert load_datasets([tmp_path / "alpha"]).recording_ids == ("rain/take.wav", "wind/take.wav")  # one dataset: unchanged
+    with pytest.raises(DatasetError, match="given twice"):
+        load_datasets([tmp_path / "alpha", tmp_path / "alpha"])
+
+
+def test_two_folders_with_the_same_name_get_distinct_source_names():
+    assert unique_names(["data", "data", "other", "data"]) == ["data", "data-2", "other", "data-3"]

@@ -209,3 +209,22 @@ def test_an_epochs_memory_maps_are_released_before_the_next_epoch_is_made(tmp_pa
     monkeypatch.setattr(SceneSource, "epoch", counting)
     fit_scenes(tiny_config(epochs=3, model=ModelConfig(hidden_size=8)), audio, labels, recs, CLASSES, progress=False, cache=cache)
     assert mapped == [0, 0, 0]  # neither the clean store nor the epoch before's
+
+
+def test_train_and_build_index_take_several_datasets_with_recordings_kept_apart(tmp_path):
+    from training.generated import SR, generated_recording
+    import soundfile as sf
+
+    first = write_dataset(tmp_path / "first")
+    second = tmp_path / "second"
+    for c, kind in enumerate(CLASSES[:2]):  # a second source holding two of the classes, other recordings
+        (second / kind).mkdir(parents=True)
+        sf.write(second / kind / "take.wav", generated_recording(kind, 1.5, 100 + c), SR)
+    model = tmp_path / "m.onnx"
+    data = ["--data", str(first), "--data", str(second)]
+    assert cli_main(["train", *data, "--out", str(tmp_path / "run"), "--epochs", "1", "--hidden-size", "8", "--export", str(model)]) == 0
+    assert cli_main(["build-index", "--model", str(model), *data, "--out", str(tmp_path / "index")]) == 0
+    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    assert manifest["dataset"]["root"] == f"{first} + {second}"
+    recordings = set(np.load(tmp_path / "index" / "items.npz", allow_pickle=False)["recording_ids"].tolist())
+    assert {"second/" + f"{kind}/take.wav" for kind in CLASSES[:2]} <= recordings and any(r.startswith("first/rec-") for r in recordings)
