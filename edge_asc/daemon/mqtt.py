@@ -25,6 +25,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Callable
@@ -149,7 +150,7 @@ class MqttPublisher:
                 self._enqueue(self._segments, event)
             else:
                 return
-            self._wake.notify()
+            self._wake.notify_all()
 
     def _enqueue(self, queue: deque, event: Event) -> None:
         if not self.connected:
@@ -169,9 +170,12 @@ class MqttPublisher:
 
     def stop(self) -> None:
         """Publish what is waiting, then ``offline`` (retained), and disconnect."""
-        with self._wake:
+        with self._wake:  # a short file may end before the first connection: give its last scene a chance
+            deadline = time.monotonic() + FLUSH_TIMEOUT_S
+            while self._latest is not None and not self.connected and (left := deadline - time.monotonic()) > 0:
+                self._wake.wait(left)
             self._stopping = True
-            self._wake.notify()
+            self._wake.notify_all()
         self._thread.join(FLUSH_TIMEOUT_S * 2)
         self.client.disconnect()
         self.client.loop_stop()
@@ -189,7 +193,7 @@ class MqttPublisher:
         client.subscribe(subs)
         with self._wake:
             self.connected, self._resync = True, True
-            self._wake.notify()
+            self._wake.notify_all()
 
     def _on_connect_fail(self, client, userdata, reason=None) -> None:
         self._failures += 1
@@ -209,7 +213,7 @@ class MqttPublisher:
                 log.info("MQTT: Home Assistant is online; publishing discovery and state again")
                 with self._wake:
                     self._resync = True
-                    self._wake.notify()
+                    self._wake.notify_all()
             return
         kind = "k" if message.topic == topics.k_set else "mode"
         try:

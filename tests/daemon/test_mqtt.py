@@ -233,8 +233,7 @@ def test_three_daemons_on_one_broker_are_seen_by_one_subscriber(tiny_artifacts, 
     for i, label in enumerate(labels):
         where = tmp_path / f"d{i}"
         where.mkdir()
-        config = _config(where, "audio:\n  realtime: false\n")
-        procs.append(daemons(where, runtime_env, ["--config", config, "--source", f"file:{tiny_artifacts.clips[label]}", "--mqtt", broker.url, "--device-id", f"robot-{i}", *_artifact_args(tiny_artifacts)]))
+        procs.append(daemons(where, runtime_env, ["--no-realtime", "--source", f"file:{tiny_artifacts.clips[label]}", "--mqtt", broker.url, "--device-id", f"robot-{i}", *_artifact_args(tiny_artifacts)]))
     for d in procs:
         assert d.wait() == 0, d.log()
     got = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", "edge-asc/+/scene", "-v", "-W", "2"], capture_output=True, text=True, timeout=10)
