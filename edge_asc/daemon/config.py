@@ -203,6 +203,8 @@ class MqttConfig:
             raise ValueError("give password or password_file, not both")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together: give both or neither")
+        if self.url is not None and not self.url.startswith("mqtts:") and (self.tls_ca or self.tls_cert):
+            raise ValueError("tls_ca, tls_cert and tls_key are for mqtts:// URLs; this url is not TLS")
         if not 5 <= self.keepalive <= 3600:
             raise ValueError(f"keepalive must be from 5 to 3600 s, got {self.keepalive}")
         if self.qos not in (0, 1, 2):

@@ -170,6 +170,8 @@ class MqttPublisher:
 
     def stop(self) -> None:
         """Publish what is waiting, then ``offline`` (retained), and disconnect."""
+        if self._thread.ident is None:
+            return  # never started (the daemon failed to start)
         with self._wake:  # a short file may end before the first connection: give its last scene a chance
             deadline = time.monotonic() + FLUSH_TIMEOUT_S
             while self._latest is not None and not self.connected and (left := deadline - time.monotonic()) > 0:

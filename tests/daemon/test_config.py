@@ -118,10 +118,11 @@ def test_an_mqtt_url_gives_scheme_host_and_the_scheme_s_default_port(url, expect
     ("topic_prefix", "/edge-asc", "leading or trailing"),
     ("reconnect_max", 0.1, "reconnect_max"),
     ("tls_cert", "/etc/cert.pem", "tls_cert and tls_key go together"),
+    ("tls_ca", "/etc/ca.pem", "for mqtts:// URLs"),
 ])
 def test_a_bad_mqtt_setting_is_refused_naming_it(tmp_path, key, value, words):
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({"mqtt": {key: value}}))
+    path.write_text(yaml.safe_dump({"mqtt": {"url": "mqtt://broker"} | {key: value}}))
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert words in str(err.value) and "secret" not in str(err.value)

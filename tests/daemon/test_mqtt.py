@@ -109,7 +109,7 @@ def test_discovery_describes_one_device_with_unique_ids_its_topics_and_availabil
 
 def test_scene_state_and_attributes_equal_the_socket_scene_events(tiny_artifacts, runtime_env, tmp_path, daemons, broker, subscriber):
     sub = subscriber()
-    config = _config(tmp_path, "audio:\n  realtime: false\nserver:\n  wait_for_client: true\n")
+    config = _config(tmp_path, "audio:\n  realtime: false\nserver:\n  wait_for_client: true\nmqtt:\n  segments: true\n")
     clip = tiny_artifacts.clips["forest_birds"]
     d = daemons(tmp_path, runtime_env, ["--config", config, "--source", f"file:{clip}", "--mode", "sliding", "--mqtt", broker.url, "--device-id", DEV, *_artifact_args(tiny_artifacts)])
     d.wait_listening()
@@ -125,6 +125,8 @@ def test_scene_state_and_attributes_equal_the_socket_scene_events(tiny_artifacts
     assert attributes == scenes
     assert [p.decode() for p in sub.on(f"{PREFIX}/scene")] == [s["label"] for s in scenes]
     assert sub.on(f"{PREFIX}/k") == [b"3"] and sub.on(f"{PREFIX}/mode") == [b"sliding"]
+    segments = [json.loads(p)["index"] for p in sub.on(f"{PREFIX}/segment")]  # asked for: one message per segment
+    assert segments == list(range(scenes[-1]["segment_index"] + 1))
 
 
 def test_a_killed_daemon_reads_offline_by_its_last_will(tiny_artifacts, runtime_env, tmp_path, daemons, broker, subscriber):
@@ -236,7 +238,7 @@ def test_three_daemons_on_one_broker_are_seen_by_one_subscriber(tiny_artifacts, 
         procs.append(daemons(where, runtime_env, ["--no-realtime", "--source", f"file:{tiny_artifacts.clips[label]}", "--mqtt", broker.url, "--device-id", f"robot-{i}", *_artifact_args(tiny_artifacts)]))
     for d in procs:
         assert d.wait() == 0, d.log()
-    got = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", "edge-asc/+/scene", "-v", "-W", "2"], capture_output=True, text=True, timeout=10)
+    got = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", "edge-asc/+/scene", "-v", "-C", "3", "-W", "10"], capture_output=True, text=True, timeout=20)
     seen = dict(line.split(" ", 1) for line in got.stdout.splitlines())  # the retained scene of each device
     assert seen == {f"edge-asc/robot-{i}/scene": label for i, label in enumerate(labels)}, got
 
