@@ -159,6 +159,10 @@ preflight() {
     [[ -f $SRC_DIR/pyproject.toml && -d $SRC_DIR/edge_asc ]] || die "$SRC_DIR is not an edge-asc source tree (no pyproject.toml or edge_asc/); set EDGE_ASC_SRC"
     [[ -f $MODEL_SRC ]] || die "model not found: $MODEL_SRC (the shipped ONNX encoder; train and export it as in docs/model-card.md, or set MODEL_SRC=FILE)"
     [[ -f $INDEX_SRC/manifest.json && -f $INDEX_SRC/index.bin ]] || die "index not found: $INDEX_SRC needs manifest.json and index.bin (build it with edge-asc build-index, or set INDEX_SRC=DIR)"
+    local addr
+    for addr in ${NETWORK_ALLOW:-}; do  # systemd takes addresses only: a host name would fail at start
+        [[ $addr =~ ^(any|[0-9A-Fa-f:.]+(/[0-9]+)?)$ ]] || die "NETWORK_ALLOW: '$addr' is not an IP address, a CIDR prefix or 'any'"
+    done
     command -v "$PYTHON" >/dev/null || die "$PYTHON not found (install python3, or set PYTHON=)"
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
         die "edge-asc needs Python >= 3.10, $PYTHON is $("$PYTHON" -c 'import platform; print(platform.python_version())'); set PYTHON= to a newer interpreter"
@@ -402,9 +406,6 @@ install_network_dropin() {
         fi
         return 0
     fi
-    for addr in $NETWORK_ALLOW; do
-        [[ $addr =~ ^(any|[0-9A-Fa-f:.]+(/[0-9]+)?)$ ]] || die "NETWORK_ALLOW: '$addr' is not an IP address, a CIDR prefix or 'any'"
-    done
     ensure_dir "$ROOT$UNIT_DIR/$UNIT.d" 755 root root
     tmp=$(mktemp)
     printf '# Written by deploy/install.sh (NETWORK_ALLOW): what the daemon may reach besides localhost\n[Service]\nIPAddressAllow=%s\n' "$NETWORK_ALLOW" >"$tmp"

@@ -9,6 +9,8 @@ Threads:
   the device (no data for ``audio.no_data_timeout``) and reports ``error`` source_lost / source_back;
   it sends systemd's WATCHDOG=1;
 * the event server's loop thread (edge_asc.protocol.server) serves the clients;
+* with MQTT or metrics configured (daemon/outlets.py): the MQTT publisher and paho's network threads, the
+  metrics HTTP server; the worker only hands events over to them and never waits for their I/O;
 * the main thread waits for SIGTERM/SIGINT (or the end of a file), sends ``status`` events and logs a
   warning when the overflow count grows (at most once per OVERFLOW_WARN_INTERVAL_S). The signal
   handler only notes the signal; the main thread sees it within SIGNAL_POLL_S. It also watches the

@@ -37,6 +37,7 @@ class Probes:
     clients: Callable[[], tuple[ClientStats, ...]]
     source_up: Callable[[], bool]
     enrolled_items: Callable[[], int]
+    mqtt_dropped: Callable[[], int] | None = None  # scenes and segments MQTT did not publish (None: MQTT off)
 
 
 class _Snapshot:
@@ -66,6 +67,8 @@ class _Snapshot:
         yield GaugeMetricFamily("edge_asc_k", "segments per decision now", value=st.k)
         if st.mqtt_connected is not None:
             yield GaugeMetricFamily("edge_asc_mqtt_connected", "1 while connected to the MQTT broker", value=1 if st.mqtt_connected else 0)
+        if p.mqtt_dropped is not None:
+            yield CounterMetricFamily("edge_asc_mqtt_dropped", "scenes and segments not published on MQTT (broker away: only the latest state is kept)", value=p.mqtt_dropped())
 
 
 class Metrics:

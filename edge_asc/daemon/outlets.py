@@ -7,6 +7,7 @@ metrics count in memory. Nothing here is imported or started when neither is con
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 from edge_asc.daemon.config import DaemonConfig
@@ -26,6 +27,8 @@ class Outlets:
         if config.metrics.address is not None:
             from edge_asc.daemon.metrics import Metrics
 
+            if self.mqtt is not None:
+                probes = dataclasses.replace(probes, mqtt_dropped=lambda: self.mqtt.dropped)
             self.metrics = Metrics(config.metrics.address, probes)
         self.wants_segments = bool(self.mqtt is not None and config.mqtt.segments)
 

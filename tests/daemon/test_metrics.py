@@ -63,6 +63,7 @@ def test_the_metrics_endpoint_counts_what_the_socket_saw_while_the_broker_is_unr
         assert _value(families, "edge_asc_stage_seconds", "edge_asc_stage_seconds_count", stage=stage) == len(scenes)
         assert _value(families, "edge_asc_stage_seconds", "edge_asc_stage_seconds_bucket", stage=stage, le="+Inf") == len(scenes)
     assert _value(families, "edge_asc_source_up") == 1 and _value(families, "edge_asc_mqtt_connected") == 0
+    assert _value(families, "edge_asc_mqtt_dropped", "edge_asc_mqtt_dropped_total") == len(scenes)  # no broker: none published
     assert _value(families, "edge_asc_subscribers") == 1 and _value(families, "edge_asc_enrolled_items") == 0
     assert _value(families, "edge_asc_k") == 1 and _value(families, "edge_asc_overflows", "edge_asc_overflows_total") == 0
     [client] = families["edge_asc_client_dropped_events"].samples  # the one connected client, which lost nothing
