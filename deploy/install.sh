@@ -24,6 +24,13 @@
 #   MODEL_SRC=FILE, INDEX_SRC=DIR   the artifacts to ship (default: models/edge-asc-amb13.onnx and
 #                       index/edge-asc-amb13/ of the source tree).
 #   CHECK=0             skip the final "edge-asc run --check-config" of the installed daemon.
+#   NETWORK_ALLOW="ADDR ..."   addresses (IP or CIDR, or "any") the service may talk to besides localhost:
+#                       the MQTT broker (mqtt.url), a Prometheus server scraping metrics.listen. Written to
+#                       the drop-in edge-asc.service.d/network.conf (IPAddressAllow=); NETWORK_ALLOW="" removes
+#                       it; unset: an existing drop-in is kept.
+# MQTT credentials: put the password in /etc/edge-asc/mqtt.password (mqtt.password_file); each run makes
+# it owned by the service user and readable by it only (0400), since group edge-asc (socket clients) must
+# not read it.
 set -euo pipefail
 
 usage() {
@@ -50,6 +57,8 @@ UNIT_DIR=/etc/systemd/system
 UNIT=edge-asc.service
 MODEL_NAME=edge-asc-amb13.onnx
 INDEX_NAME=edge-asc-amb13
+DROPIN=$UNIT.d/network.conf
+MQTT_SECRET=mqtt.password
 STAMP=$PREFIX/.edge-asc-source.sha256
 APT_PACKAGES=(python3 python3-venv python3-dev build-essential libportaudio2 libsndfile1 libasound2-plugins alsa-utils)
 
@@ -150,6 +159,10 @@ preflight() {
     [[ -f $SRC_DIR/pyproject.toml && -d $SRC_DIR/edge_asc ]] || die "$SRC_DIR is not an edge-asc source tree (no pyproject.toml or edge_asc/); set EDGE_ASC_SRC"
     [[ -f $MODEL_SRC ]] || die "model not found: $MODEL_SRC (the shipped ONNX encoder; train and export it as in docs/model-card.md, or set MODEL_SRC=FILE)"
     [[ -f $INDEX_SRC/manifest.json && -f $INDEX_SRC/index.bin ]] || die "index not found: $INDEX_SRC needs manifest.json and index.bin (build it with edge-asc build-index, or set INDEX_SRC=DIR)"
+    local addr
+    for addr in ${NETWORK_ALLOW:-}; do  # systemd takes addresses only: a host name would fail at start
+        [[ $addr =~ ^(any|[0-9A-Fa-f:.]+(/[0-9]+)?)$ ]] || die "NETWORK_ALLOW: '$addr' is not an IP address, a CIDR prefix or 'any'"
+    done
     command -v "$PYTHON" >/dev/null || die "$PYTHON not found (install python3, or set PYTHON=)"
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
         die "edge-asc needs Python >= 3.10, $PYTHON is $("$PYTHON" -c 'import platform; print(platform.python_version())'); set PYTHON= to a newer interpreter"
@@ -347,6 +360,10 @@ install_config() {
         put_file "$default" "$conf/config.yaml.dist" 640 root "$SERVICE_USER" || true
     fi
     rm -f "$default"
+    if [[ -f $conf/$MQTT_SECRET ]]; then
+        set_attrs "$conf/$MQTT_SECRET" 400 "$SERVICE_USER" "$SERVICE_USER"
+        say "MQTT password $CONF_DIR/$MQTT_SECRET: readable by $SERVICE_USER only"
+    fi
 }
 
 # --- 7. the installed daemon accepts its config, model and index ------------------------------------
@@ -373,6 +390,30 @@ install_unit() {
         UNIT_CHANGED=1
         RUNTIME_CHANGED=1
     fi
+    install_network_dropin
+}
+
+# The unit denies every address but localhost; MQTT to a broker elsewhere (or a remote Prometheus) needs it.
+install_network_dropin() {
+    local dropin=$ROOT$UNIT_DIR/$DROPIN tmp addr
+    [[ -n ${NETWORK_ALLOW+set} ]] || return 0
+    if [[ -z $NETWORK_ALLOW ]]; then
+        if [[ -e $dropin ]]; then
+            run rm -f "$dropin"
+            changed
+            UNIT_CHANGED=1
+            RUNTIME_CHANGED=1
+        fi
+        return 0
+    fi
+    ensure_dir "$ROOT$UNIT_DIR/$UNIT.d" 755 root root
+    tmp=$(mktemp)
+    printf '# Written by deploy/install.sh (NETWORK_ALLOW): what the daemon may reach besides localhost\n[Service]\nIPAddressAllow=%s\n' "$NETWORK_ALLOW" >"$tmp"
+    if put_file "$tmp" "$dropin" 644 root root; then
+        UNIT_CHANGED=1
+        RUNTIME_CHANGED=1
+    fi
+    rm -f "$tmp"
 }
 
 systemd_online() {

@@ -153,3 +153,19 @@ def daemons():
     yield start
     for d in started:
         d.kill()
+
+
+# --- a real MQTT broker ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker(tmp_path_factory):
+    """A fresh mosquitto on a free loopback port (tests/mosquitto.py); skips when mosquitto is not installed."""
+    import mosquitto
+
+    if mosquitto.MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto mosquitto-clients; scripts/setup-dev.sh does)")
+    b = mosquitto.Broker(tmp_path_factory.mktemp("mosquitto"))
+    b.start()
+    yield b
+    b.stop()

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 FLAGS = ARTIFACT_FLAGS | {  # argparse destination -> daemon config key
     "source": "source", "realtime": "audio.realtime", "rate": "audio.samplerate", "channels": "audio.channels",
     "socket": "server.socket", "tcp": "server.tcp", "wait_for_client": "server.wait_for_client", "threads": "inference.threads",
+    "mqtt": "mqtt.url", "device_id": "mqtt.device_id", "metrics": "metrics.listen",
 }
 
 
@@ -43,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tcp", metavar="HOST:PORT", default=SUPPRESS, help="also serve events on TCP (loopback only)")
     parser.add_argument("--threads", type=int, metavar="N", default=SUPPRESS, help="onnxruntime threads")
     parser.add_argument("--wait-for-client", action="store_true", default=SUPPRESS, help="start the source when the first client connects")
+    parser.add_argument("--mqtt", metavar="URL", default=SUPPRESS, help="publish scenes to this MQTT broker, mqtt://HOST[:PORT] or mqtts://... (config mqtt.url; the rest of the mqtt section: --dump-config)")
+    parser.add_argument("--device-id", metavar="ID", default=SUPPRESS, help="this device's id in MQTT topics and Home Assistant (config mqtt.device_id, default the host name)")
+    parser.add_argument("--metrics", metavar="HOST:PORT", default=SUPPRESS, help="serve Prometheus metrics at http://HOST:PORT/metrics; PORT alone: 127.0.0.1 (config metrics.listen)")
     parser.add_argument("--check-config", action="store_true", help="validate the config, the model and the index, then exit")
     parser.add_argument("--dump-config", action="store_true", help="print the complete default config (commented YAML) and exit")
 
@@ -94,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             f"config OK ({where}): model {cfg.model_path()} ({len(encoder.meta.labels)} labels), "
             f"index {cfg.index_path()} ({len(index)} items), source {source.description}, "
             f"k={cfg.decision.k}, mode={cfg.decision.mode}, socket {daemon.socket_path}"
+            + (f", {daemon.outlets.describe()}" if daemon.outlets.describe() else "")
         )
         return 0
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,13 +30,13 @@ MAX_WAIT_S = 3600.0  # the longest no_data_timeout / retry wait accepted
 MAX_EF = 10000  # the broadest hnswlib search accepted (inference.ef)
 
 
-def _f(default: Any, help: str, unit: str = "", choices: tuple | None = None) -> Any:
+def _f(default: Any, help: str, unit: str = "", choices: tuple | None = None, repr: bool = True) -> Any:
     meta: dict[str, Any] = {"help": help, "unit": unit}
     if choices is not None:
         meta["choices"] = choices
     if isinstance(default, type):
         return field(default_factory=default, metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata=meta, repr=repr)
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,67 @@ class InferenceConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    url: str | None = _f(None, "the MQTT broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS); null: no MQTT (docs/deployment.md, MQTT)")
+    device_id: str | None = _f(None, "this device's id in topics and in Home Assistant: letters, digits, - and _ (null: the host name)")
+    client_id: str | None = _f(None, "the MQTT client id (null: edge-asc-DEVICE_ID)")
+    username: str | None = _f(None, "user name at the broker (null: none)")
+    password: str | None = _f(None, "password at the broker; prefer password_file, readable by the service user only", repr=False)
+    password_file: Path | None = _f(None, "a file whose first line is the password (mode 0600/0640: a file others can read is refused)")
+    tls_ca: Path | None = _f(None, "mqtts: CA certificate file that signed the broker's (null: the system's CAs)")
+    tls_cert: Path | None = _f(None, "mqtts: client certificate file, for brokers that ask for one (with tls_key)")
+    tls_key: Path | None = _f(None, "mqtts: the client certificate's private key file")
+    keepalive: int = _f(30, "seconds between two keep-alive pings; the broker sends the last will after 1.5 times this", "s")
+    qos: int = _f(1, "MQTT quality of service of what the daemon publishes and subscribes to (0, 1 or 2)")
+    topic_prefix: str | None = _f(None, "topics of this device start with this (null: edge-asc/DEVICE_ID)")
+    retain: bool = _f(True, "publish the scene, its attributes, k, mode and status retained (a new subscriber gets them at once)")
+    segments: bool = _f(False, "also publish one message per 300 ms segment (PREFIX/segment)")
+    discovery: bool = _f(True, "publish Home Assistant MQTT discovery (and again when Home Assistant's birth message arrives)")
+    discovery_prefix: str = _f("homeassistant", "Home Assistant's discovery prefix")
+    reconnect_min: float = _f(1.0, "first wait before reconnecting to a lost broker; doubles after each failure", "s")
+    reconnect_max: float = _f(60.0, "longest wait between two attempts to reach the broker", "s")
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            parse_mqtt_url(self.url)
+        if self.device_id is not None and not _ID.fullmatch(self.device_id):
+            raise ValueError(f"device_id must be 1 to 64 letters, digits, - or _, got {self.device_id!r}")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        if self.url is not None and not self.url.startswith("mqtts:") and (self.tls_ca or self.tls_cert):
+            raise ValueError("tls_ca, tls_cert and tls_key are for mqtts:// URLs; this url is not TLS")
+        if not 5 <= self.keepalive <= 3600:
+            raise ValueError(f"keepalive must be from 5 to 3600 s, got {self.keepalive}")
+        if self.qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {self.qos}")
+        for name in ("topic_prefix", "discovery_prefix"):
+            value = getattr(self, name)
+            if value is not None and (not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "#+\0")):
+                raise ValueError(f"{name} must be a topic without wildcards (+ #) and without a leading or trailing /, got {value!r}")
+        for name in ("reconnect_min", "reconnect_max"):
+            _check_seconds(name, getattr(self, name))
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError(f"reconnect_max must be at least reconnect_min ({self.reconnect_min} s), got {self.reconnect_max}")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str | None = _f(None, "serve Prometheus metrics over HTTP at HOST:PORT, or PORT for 127.0.0.1:PORT (null: no metrics)")
+
+    def __post_init__(self) -> None:
+        if self.listen is not None:
+            parse_hostport(self.listen if ":" in self.listen else f"127.0.0.1:{self.listen}", "metrics.listen")
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        return parse_hostport(self.listen if ":" in self.listen else f"127.0.0.1:{self.listen}", "metrics.listen")
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     model: Path | None = _f(None, "ONNX encoder file (null: $EDGE_ASC_MODEL, then models/ of a clone, <prefix>/share/edge-asc/models, /var/lib/edge-asc/models)")
     index: Path | None = _f(None, "index directory with manifest.json (null: $EDGE_ASC_INDEX, then index/ of a clone, <prefix>/share/edge-asc/index, /var/lib/edge-asc/index)")
@@ -182,6 +244,8 @@ class DaemonConfig:
     decision: DecisionConfig = _f(DecisionConfig, "segment labels and the scene vote")
     server: ServerConfig = _f(ServerConfig, "where subscribers connect")
     inference: InferenceConfig = _f(InferenceConfig, "encoder and index search")
+    mqtt: MqttConfig = _f(MqttConfig, "publish scenes to an MQTT broker, with Home Assistant discovery")
+    metrics: MetricsConfig = _f(MetricsConfig, "Prometheus metrics")
     status_interval: float = _f(5.0, "seconds between two status events", "s")
     log_level: str = _f("INFO", "logging level of the daemon", "", LOG_LEVELS)
 
@@ -210,11 +274,32 @@ class DaemonConfig:
         return self.enrolled if self.enrolled is not None else default_enrolled_path()
 
 
-def parse_hostport(text: str) -> tuple[str, int]:
+def parse_hostport(text: str, name: str = "tcp") -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"tcp must be HOST:PORT such as 127.0.0.1:8765, got {text!r}")
+        raise ValueError(f"{name} must be HOST:PORT such as 127.0.0.1:8765, got {text!r}")
     return host.strip("[]"), int(port)
+
+
+MQTT_PORTS = {"mqtt": 1883, "mqtts": 8883}  # the default port of each URL scheme
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def parse_mqtt_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of mqtt://HOST[:PORT] or mqtts://HOST[:PORT]. A user or password in the URL is
+    refused (the URL is logged; the password belongs in mqtt.password_file)."""
+    scheme, sep, rest = url.partition("://")
+    if scheme not in MQTT_PORTS or not sep:
+        raise ValueError(f"mqtt url must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT], got {url!r}")
+    if "@" in rest:
+        raise ValueError("mqtt url: no user or password in the URL (it is logged); use mqtt.username and mqtt.password_file")
+    hostport = rest.rstrip("/")
+    if "/" in hostport or not hostport:
+        raise ValueError(f"mqtt url must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT] without a path, got {url!r}")
+    if hostport.endswith("]") or ":" not in hostport:
+        return scheme, hostport.strip("[]"), MQTT_PORTS[scheme]
+    host, port = parse_hostport(hostport, "mqtt url's HOST:PORT")
+    return scheme, host, port
 
 
 # --- loading ----------------------------------------------------------------------------------------

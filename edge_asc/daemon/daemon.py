@@ -9,6 +9,8 @@ Threads:
   the device (no data for ``audio.no_data_timeout``) and reports ``error`` source_lost / source_back;
   it sends systemd's WATCHDOG=1;
 * the event server's loop thread (edge_asc.protocol.server) serves the clients;
+* with MQTT or metrics configured (daemon/outlets.py): the MQTT publisher and paho's network threads, the
+  metrics HTTP server; the worker only hands events over to them and never waits for their I/O;
 * the main thread waits for SIGTERM/SIGINT (or the end of a file), sends ``status`` events and logs a
   warning when the overflow count grows (at most once per OVERFLOW_WARN_INTERVAL_S). The signal
   handler only notes the signal; the main thread sees it within SIGNAL_POLL_S. It also watches the
@@ -35,6 +37,8 @@ from edge_asc.runtime.pipeline import Conditioner, Pipeline
 from edge_asc.protocol.messages import ENROL_REFUSED, PROTOCOL_VERSION, SOURCE_BACK, SOURCE_LOST, Enroll, Error, Forget, Hello, Request, Set, Status
 from edge_asc.protocol.records import ProtocolError
 from edge_asc.daemon.live_enrol import LiveEnrolments
+from edge_asc.daemon.metrics import Probes
+from edge_asc.daemon.outlets import Outlets
 from edge_asc.daemon.reload import OverlayWatcher
 from edge_asc.daemon.sdnotify import Notifier
 from edge_asc.protocol.addresses import default_socket_path
@@ -80,6 +84,8 @@ class Daemon:
             self.watcher.directory, encoder.meta, tuple(self.meta.labels), self.server.publish, self._ask_reload,
             config.audio.no_data_timeout,
         )
+        probes = Probes(self.status, lambda: self.server.stats().clients, lambda: not self.source_lost, self._enrolled_items)
+        self.outlets = Outlets(config, encoder.meta.version, self._on_request, probes)  # MQTT and metrics, when configured
         self._stop = threading.Event()  # the daemon should stop (signal, end of file, fatal error)
         self._worker_stop = threading.Event()  # the worker should drain the ring and end
         self._client_seen = threading.Event()
@@ -136,11 +142,20 @@ class Daemon:
             source=self.source.description + (" (lost)" if self.source_lost else ""),
             k=self.policy.k,
             mode=self.policy.mode,
+            mqtt_connected=self.outlets.mqtt_connected,
         )
+
+    def _enrolled_items(self) -> int:
+        return len(self.searcher.enrolled) if self.searcher is not None else 0
+
+    def publish(self, event) -> None:
+        """An event to the socket's clients and to the other outlets (MQTT, metrics); never blocks."""
+        self.server.publish(event)
+        self.outlets.publish(event)
 
     def _error(self, code: str, message: str) -> None:
         (log.warning if code == SOURCE_LOST else log.info)("%s", message)
-        self.server.publish(Error(code, message))
+        self.publish(Error(code, message))
         if code == SOURCE_LOST and self.enrolments is not None:
             self.enrolments.cancel("the audio source was lost during the enrolment; nothing was remembered")
 
@@ -155,16 +170,18 @@ class Daemon:
         try:
             self.server.start()
             try:
+                self.outlets.start()
                 self.notifier.ready(f"serving on {self.socket_path}")  # before the worker's first WATCHDOG=1
                 self._worker = threading.Thread(target=self._work, name="edge-asc-worker", daemon=True)
                 self._worker.start()
-                log.info("ready: %d labels, k=%d, mode=%s, source %s", len(self.labels), self.policy.k, self.policy.mode, self.source.description)
+                log.info("ready: %d labels, k=%d, mode=%s, source %s%s", len(self.labels), self.policy.k, self.policy.mode, self.source.description, (", " + self.outlets.describe()) if self.outlets.describe() else "")
                 self._main_loop()
                 self.notifier.stopping()
                 self._shutdown_worker()
                 if self.enrolments is not None:
                     self.enrolments.join(STOP_TIMEOUT_S)
             finally:
+                self.outlets.stop()
                 self.server.stop()
         finally:
             for sig, handler in previous.items():
@@ -189,7 +206,7 @@ class Daemon:
             self._warn_overflows()
             now = time.monotonic()
             if now >= next_status:
-                self.server.publish(self.status())
+                self.publish(self.status())
                 next_status = max(next_status, now) + interval  # after a stall: one status, no burst
 
     def _warn_overflows(self) -> None:
@@ -354,7 +371,7 @@ class Daemon:
         """Mono model-rate samples -> segment and scene events."""
         if block.shape[0] == 0:
             return
-        publish = self.server.publish
+        publish, outlets = self.publish, self.outlets
         if self._next_index is not None:
             self._swap()
         enrolments = self.enrolments
@@ -363,7 +380,8 @@ class Daemon:
         for seg, decision in self.pipeline.push(block, arrived):
             if enrolments is not None:
                 enrolments.on_segment(seg.start, seg.embedding)
-            if self.server.has_subscribers("segment"):
+            outlets.on_segment(seg)
+            if outlets.wants_segments or self.server.has_subscribers("segment"):
                 publish(segment_event(seg, self.labels, self.rate))
             if decision is not None:
                 publish(scene_event(decision, self.labels, self.rate))

@@ -273,6 +273,7 @@ class Status(Event):
     source: str
     k: int
     mode: str
+    mqtt_connected: bool | None = None  # connected to the MQTT broker; null: MQTT is off (added in version 1)
 
 
 @dataclass(frozen=True)

@@ -89,3 +89,51 @@ def test_flags_given_on_the_command_line_win_over_the_file_and_absent_ones_do_no
 def test_the_ratio_test_and_the_threshold_say_their_distances_are_squared():
     help_of = {key: text for key, _, _, text in reference_rows()}
     assert "squared" in help_of["decision.unknown_ratio"] and "squared" in help_of["decision.unknown_threshold"]
+
+
+# --- mqtt and metrics -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("mqtt://broker.local", ("mqtt", "broker.local", 1883)),
+    ("mqtts://broker.local", ("mqtts", "broker.local", 8883)),
+    ("mqtt://10.0.0.2:1884/", ("mqtt", "10.0.0.2", 1884)),
+    ("mqtt://[::1]:1883", ("mqtt", "::1", 1883)),
+])
+def test_an_mqtt_url_gives_scheme_host_and_the_scheme_s_default_port(url, expected):
+    from edge_asc.daemon.config import parse_mqtt_url
+
+    assert parse_mqtt_url(url) == expected
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("url", "mqtt://edge:secret@broker", "no user or password in the URL"),
+    ("url", "http://broker", "mqtt://HOST[:PORT]"),
+    ("url", "mqtt://broker:99999", "HOST:PORT"),
+    ("url", "mqtt://broker/topic", "without a path"),
+    ("device_id", "kitchen/1", "device_id"),
+    ("qos", 3, "qos"),
+    ("keepalive", 1, "keepalive"),
+    ("topic_prefix", "edge-asc/#", "wildcards"),
+    ("topic_prefix", "/edge-asc", "leading or trailing"),
+    ("reconnect_max", 0.1, "reconnect_max"),
+    ("tls_cert", "/etc/cert.pem", "tls_cert and tls_key go together"),
+    ("tls_ca", "/etc/ca.pem", "for mqtts:// URLs"),
+])
+def test_a_bad_mqtt_setting_is_refused_naming_it(tmp_path, key, value, words):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"mqtt": {"url": "mqtt://broker"} | {key: value}}))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert words in str(err.value) and "secret" not in str(err.value)
+
+
+def test_the_mqtt_password_is_not_in_the_config_s_repr_and_metrics_default_to_loopback(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("mqtt:\n  url: mqtt://broker\n  password: hunter2\nmetrics:\n  listen: '9108'\n")
+    cfg = load_config(path)
+    assert cfg.mqtt.password == "hunter2" and "hunter2" not in repr(cfg)
+    assert cfg.metrics.address == ("127.0.0.1", 9108)
+    assert apply_overrides(cfg, {"metrics.listen": "0.0.0.0:9200"}).metrics.address == ("0.0.0.0", 9200)
+    with pytest.raises(ConfigError, match="metrics.listen"):
+        apply_overrides(cfg, {"metrics.listen": "localhost:http"})

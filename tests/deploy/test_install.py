@@ -498,3 +498,24 @@ def test_install_with_a_running_systemd_reloads_and_restarts_only_on_change(inst
     assert unit.read_bytes() == (source_of(root) / "systemd" / UNIT_NAME).read_bytes()
     ok(run_script(INSTALL, env))
     assert "restart" not in " ".join(calls())
+
+
+@needs_install
+def test_network_allow_writes_a_dropin_and_the_mqtt_password_becomes_private(installed, tiny_artifacts):
+    """MQTT to a broker elsewhere: its address in a drop-in (the unit denies all but localhost); the password
+    file readable by the service user only (group edge-asc holds the socket's clients)."""
+    root = installed["root"]
+    secret = root / "etc" / "edge-asc" / "mqtt.password"
+    secret.write_text("hunter2\n")
+    secret.chmod(0o644)
+    dropin = root / "etc" / "systemd" / "system" / f"{UNIT_NAME}.d" / "network.conf"
+    out = ok(run_script(INSTALL, install_env(root, tiny_artifacts, CHECK="0", NETWORK_ALLOW="192.0.2.10 2001:db8::/32")))
+    assert setting(dropin.read_text(), "IPAddressAllow") == ["192.0.2.10 2001:db8::/32"]
+    user = user_entry(root, "passwd", "edge-asc")
+    st = secret.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o400, int(user[2]), int(user[3])) and "hunter2" not in out
+    assert "nothing changed" in ok(run_script(INSTALL, install_env(root, tiny_artifacts, CHECK="0")))  # unset: kept
+    bad = run_script(INSTALL, install_env(root, tiny_artifacts, CHECK="0", NETWORK_ALLOW="broker.local"))
+    assert bad.returncode != 0 and "not an IP address" in bad.stderr + bad.stdout
+    ok(run_script(INSTALL, install_env(root, tiny_artifacts, CHECK="0", NETWORK_ALLOW="")))
+    assert not dropin.exists()
