@@ -13,8 +13,8 @@ Parts (every split grouped by recording; every score exact 1-NN on the embedding
 - ``union``: 3 folds grouped by recording over the union of both sources, scored per source.
 Beside every encoder score: the no-learning baseline (mean and std of the 52 features per segment, standardised
 on the training side, exact 1-NN over the same training segments), chance (one over the classes tested), and the
-encoder's embedding concatenated with the baseline's standardised statistics (``concat``, weight ``--concat-w``
-on the statistics scaled to unit mean norm): whether the learned part adds to what the statistics know.
+encoder's embedding concatenated with the baseline's standardised statistics (``concatW``, the statistics scaled
+to the embedding's mean norm times each weight W of ``--concat-w``): whether the learned part adds to what the statistics know.
 Scores: ``first`` (a scene's first 300 ms), ``segment`` (every segment alone), ``all`` (majority over the scene),
 each a mean over scenes' segments as the report computes them. Prints one line per model and a summary table
 (mean +- std over folds of the per-fold mean over seeds); --json appends every result as one line.
@@ -88,7 +88,7 @@ def score_rows(pred, te, n_classes, src_of_scene) -> dict:
     return out
 
 
-def run_task(task: Task, config, dataset, segs, cache, concat_w: float, variant: str) -> dict:
+def run_task(task: Task, config, dataset, segs, cache, concat_ws: list[float], variant: str) -> dict:
     n_classes = len(dataset.labels)
     src_of_scene = dataset.scene_sources()
     tr, te = segs.of_scenes(task.train), segs.of_scenes(task.test)
@@ -98,20 +98,23 @@ def run_task(task: Task, config, dataset, segs, cache, concat_w: float, variant:
     emb_tr, emb_te = trained.embed(tr.features), trained.embed(te.features)  # (N, D), (M, D)
     stats = Standardiser.fit(segment_statistics(tr.features))
     s_tr, s_te = stats.apply(segment_statistics(tr.features)), stats.apply(segment_statistics(te.features))  # (N, 104)
-    scale = concat_w * float(np.linalg.norm(emb_tr, axis=1).mean()) / float(np.linalg.norm(s_tr, axis=1).mean())
+    unit = float(np.linalg.norm(emb_tr, axis=1).mean()) / float(np.linalg.norm(s_tr, axis=1).mean())  # statistics at the embedding's norm
     classes_tested = np.unique(te.labels).shape[0]
     result = {
         "part": task.part, "name": task.name, "fold": task.fold, "seed": config.seed, "variant": variant, "seconds": seconds,
         "chance": 1.0 / classes_tested, "classes_tested": int(classes_tested),
         "encoder": score_rows(nearest_labels(emb_te, emb_tr, tr.labels), te, n_classes, src_of_scene),
         "baseline": score_rows(nearest_labels(s_te, s_tr, tr.labels), te, n_classes, src_of_scene),
-        "concat": score_rows(nearest_labels(np.hstack([emb_te, scale * s_te]), np.hstack([emb_tr, scale * s_tr]), tr.labels), te, n_classes, src_of_scene),
     }
-    enc, base, cat = (result[k]["all_sources"] for k in ("encoder", "baseline", "concat"))
+    for w in concat_ws:
+        q, ref = np.hstack([emb_te, w * unit * s_te]), np.hstack([emb_tr, w * unit * s_tr])
+        result[f"concat{w:g}"] = score_rows(nearest_labels(q, ref, tr.labels), te, n_classes, src_of_scene)
+    enc, base = (result[k]["all_sources"] for k in ("encoder", "baseline"))
+    cats = " ".join(f"w{w:g} {result[f'concat{w:g}']['all_sources']['first']:.3f}/{result[f'concat{w:g}']['all_sources']['segment']:.3f}" for w in concat_ws)
     print(
         f"{task.part:6s} {task.name:16s} {variant:8s} seed {config.seed}: encoder first {enc['first']:.3f} segment {enc['segment']:.3f} "
-        f"all {enc['all']:.3f} | baseline {base['first']:.3f} {base['segment']:.3f} {base['all']:.3f} | concat {cat['first']:.3f} "
-        f"{cat['segment']:.3f} {cat['all']:.3f} | chance {result['chance']:.3f} | {seconds:.0f} s",
+        f"all {enc['all']:.3f} | baseline {base['first']:.3f} {base['segment']:.3f} {base['all']:.3f} | concat first/segment {cats} "
+        f"| chance {result['chance']:.3f} | {seconds:.0f} s",
         flush=True,
     )
     return result
@@ -123,7 +126,7 @@ def summary(results: list[dict]) -> list[str]:
     keys = sorted({(r["part"], r["name"].split(" ", 1)[-1], r["variant"]) for r in results})
     for part, name, variant in keys:
         rs = [r for r in results if r["part"] == part and r["name"].split(" ", 1)[-1] == name and r["variant"] == variant]
-        for method in ("encoder", "concat", "baseline"):
+        for method in [m for m in rs[0] if m in ("encoder", "baseline") or m.startswith("concat")]:
             for source in rs[0][method]:
                 cells = []
                 for metric in ("first", "segment", "all"):
@@ -146,7 +149,7 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], help="KEY=VALUE train setting (as bench/quick_eval.py)")
     ap.add_argument("--softmax", action="store_true", help="also train the softmax variant in the cross part")
     ap.add_argument("--only", default=None, help="comma-separated task names to run (e.g. 'amb+deb')")
-    ap.add_argument("--concat-w", type=float, default=1.0)
+    ap.add_argument("--concat-w", default="1,2,4", help="comma-separated weights of the statistics in the concatenation")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--name", default="")
     args = ap.parse_args()
@@ -166,7 +169,7 @@ def main() -> int:
         for seed in (int(s) for s in args.seeds.split(",")):
             for variant in variants if task.part == "cross" else variants[:1]:
                 config = dataclasses.replace(base, seed=seed, model=dataclasses.replace(base.model, variant=variant))
-                results.append(run_task(task, config, dataset, segs, cache, args.concat_w, variant))
+                results.append(run_task(task, config, dataset, segs, cache, [float(w) for w in args.concat_w.split(",")], variant))
     print(f"\n{args.name} {' '.join(args.set)} epochs={args.epochs} seeds={args.seeds} ({time.perf_counter() - t_start:.0f} s)")
     print("\n".join(summary(results)), flush=True)
     if args.json is not None:
