@@ -22,9 +22,10 @@ Output: ambient13's layout, read by ``edge-asc train --data DIR`` as it reads am
 (16 kHz mono, FLAC PCM_16: the channel mean, resampled by edge_asc.dsp) and ``metadata.csv`` with ambient13's
 columns ``path,label,recording_id,duration_s,source,origin_path,license`` (recording_id = ``debian:`` + the
 recording group, so that files cut from one recording group together and ids never meet another source's;
-source = ``<package>=<version>``; origin_path = the path in the package) and three more: origin (the
-recording's origin as the package states it), origin_sha256 (of the file in the package) and sha256 (of the
-FLAC). The folder is built in ``.<name>.partial`` beside it and replaces it in one step when complete; a
+source = ``<package>=<version>``; origin_path = the path in the package) and four more: origin (the
+recording's origin as the package states it), origin_sha256 (of the file in the package), sha256 (of the
+FLAC) and gain_db: a decoded file whose peak exceeds full scale (Vorbis decodes to floats; supertuxkart's
+lenautile_restaurant peaks at 5.7, 1.7% of its samples over 1) is scaled down to fit 16 bits, not clipped. The folder is built in ``.<name>.partial`` beside it and replaces it in one step when complete; a
 killed build, run again, keeps every finished file whose sha256 matches and fetches only what is missing.
 
 Torch-free: numpy, soundfile and the standard library.
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = Path(__file__).resolve().parent / "data" / "debian_ambient.csv"
 SUBTYPE = "PCM_16"
+FULL_SCALE = 32767 / 32768  # the largest PCM_16 sample
 RECORDING_PREFIX = "debian:"
 METADATA = FOLDER_METADATA  # the folder layout's metadata file, as edge-asc train reads it
 PROGRESS_FILE = ".built.csv"  # in the partial folder: the files finished so far, as metadata rows
@@ -110,6 +112,7 @@ class Built:
     origin: str
     origin_sha256: str
     sha256: str
+    gain_db: str  # applied to a file whose decoded peak exceeds full scale (else 0.00)
 
 
 COLUMNS = tuple(f.name for f in fields(Built))
@@ -294,16 +297,17 @@ def _decode(f: DebianFile, source: Path, work: Path) -> Built:
 
     audio = read_audio(source, SAMPLE_RATE)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak > 1.0:
-        log.warning("%s: peak %.3f after resampling; clipped to full scale", f.rel, peak)
-    pcm = np.clip(audio, -1.0, 32767 / 32768)
+    gain = min(1.0, FULL_SCALE / peak) if peak > 0 else 1.0  # a decoded Vorbis file may exceed full scale
+    if gain < 1.0:
+        log.info("%s: peak %.2f (%.1f dB over full scale) after decoding; scaled down to fit 16 bits", f.rel, peak, -20 * np.log10(gain))
     target = work / f.rel
+    pcm = np.clip(audio * np.float32(gain), -1.0, FULL_SCALE)
     atomic_write_file(target, lambda tmp: soundfile.write(str(tmp), pcm, SAMPLE_RATE, subtype=SUBTYPE, format="FLAC"))
     duration = audio.shape[0] / SAMPLE_RATE
     if abs(duration - f.seconds) > 0.05:
         log.warning("%s: %.2f s, the list says %.2f s", f.rel, duration, f.seconds)
     return Built(f.rel, f.label, f.recording_id, f"{duration:.2f}", f.source, f.path, f.licence, f.origin, f.sha256,
-                 archive.sha256_of(target))  # fmt: skip
+                 archive.sha256_of(target), f"{20 * np.log10(gain):.2f}")  # fmt: skip
 
 
 def summary(report: Report) -> list[str]:

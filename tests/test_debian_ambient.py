@@ -8,9 +8,11 @@ committed list leaves them out because the demo plays them, hence tests/fixtures
 from __future__ import annotations
 
 import csv
+import dataclasses
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from conftest import SHARED
@@ -150,3 +152,15 @@ def test_a_listed_sha256_the_package_does_not_match_is_refused_naming_package_pa
     assert rc == 1 and len(err) == 1
     assert f"sha256 mismatch: minetest-data: {f.path} in minetest-data_5.6.1+dfsg+~1.9.0mt8+dfsg-2_all.deb has sha256 {f.sha256}, the list says {'0' * 64}" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_decodes_over_full_scale_is_scaled_down_to_fit_not_clipped(tmp_path):
+    t = np.arange(16000 * 2) / 16000
+    hot = (3.0 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # as a hot Vorbis file decodes
+    sf.write(str(tmp_path / "hot.wav"), hot, 16000, subtype="FLOAT")
+    f = dataclasses.replace(load_manifest(FIXTURE)[0], seconds=2.0)
+    row = debian_ambient._decode(f, tmp_path / "hot.wav", tmp_path / "work")
+    written, rate = sf.read(str(tmp_path / "work" / f.rel), dtype="float32")
+    assert rate == 16000 and float(row.gain_db) == pytest.approx(-20 * np.log10(3.0), abs=0.02)
+    assert np.abs(written).max() == pytest.approx(1.0, abs=1e-3)
+    assert np.abs(written - hot / 3.0).max() < 1e-3  # the same waveform, 9.5 dB lower
