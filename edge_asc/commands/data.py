@@ -3,6 +3,9 @@
 The files, their licences and what was left out and why: edge_asc.debian_ambient. Downloads about 2.3 GB
 of packages with ``apt-get download`` (nothing is installed), kept in ``~/.cache/edge-asc/debs`` so that a
 second build downloads nothing. Torch-free: runs on a fresh Debian 12 with the device install.
+
+Exit status: 0 built (or already up to date), 2 a list or output folder it cannot use, 3 the archive cannot
+give the files (no apt-get, no network, a sha256 that no longer matches), as ``edge-asc demo``.
 """
 
 from __future__ import annotations
@@ -44,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except archive.ChecksumMismatch as exc:
         log.error("sha256 mismatch: %s (the archive changed; the list needs updating)", exc)
-        return 1
+        return 3
     except archive.ArchiveUnavailable as exc:
         hint = f"; {NO_APT_HINT}" if "is not available" in str(exc) else ""
         log.error("cannot fetch from Debian's archive: %s%s", exc, hint)
-        return 1
+        return 3
     for line in debian_ambient.summary(report):
         print(line)
     return 0

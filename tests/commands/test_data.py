@@ -20,7 +20,7 @@ def test_without_apt_get_the_build_says_so_and_how_to_get_the_data_otherwise(tmp
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     rc = main(["data", "debian", "--out", str(tmp_path / "out"), "--manifest", str(FIXTURE), "--cache-dir", str(tmp_path / "cache")])
     err = error_lines(capsys.readouterr().err)
-    assert rc == 1 and len(err) == 1
+    assert rc == 3 and len(err) == 1
     assert "apt-get is not available" in err[0] and "a container of debian:12" in err[0]
     assert not (tmp_path / "out").exists()
 
