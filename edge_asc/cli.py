@@ -35,6 +35,7 @@ COMMANDS = {
     "labels": "labels",
     "forget": "forget",
     "demo": "demo",
+    "data": "data",
 }
 
 
