@@ -23,7 +23,8 @@ the two other folds is scored on this one (no fold's test audio chooses its own 
   and the same log-ratio averaged over the last k segments before the test (``smoothed``: a rule the daemon
   does not have; measured to see whether it would be worth one). c by nested selection maximising
   min(keep, unknown). ``auroc``: how well the per-segment log ratio separates own-place segments (nearest
-  place right) from segments of places not enrolled.
+  place right) from segments of places not enrolled; ``nearest_place_right``: share of segments whose
+  nearest place is their own (the most any threshold can keep per segment).
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def enrolled_only(dists: list[dict]) -> dict:
             out[f"{'smoothed' if smoothed else 'vote'}_k{k}"] = {
                 "nested": nested, "nested_mean": {m: float(np.mean([x[m] for x in nested])) for m in ("keep", "unknown")},
                 "c1": {"keep": float(per[:, j1, 0].mean()), "unknown": float(per[:, j1, 1].mean())}}
-    aucs = []
+    aucs, top1 = [], []
     for d in dists:
         n = len(d["own"])
         lr = np.log(d["place"] + 1e-12) - np.log(d["base_c"].min(1) + 1e-12)[:, None]
@@ -186,7 +187,9 @@ def enrolled_only(dists: list[dict]) -> dict:
         ex = lr.copy()
         ex[np.arange(n), d["own"]] = np.inf
         aucs.append(auroc(-lr[np.arange(n), w][w == d["own"]], -ex.min(1)))
+        top1.append(float((w == d["own"]).mean()))
     out["auroc_per_segment"] = float(np.mean(aucs))
+    out["nearest_place_right"] = float(np.mean(top1))  # the most any rule can keep per segment
     return out
 
 
@@ -222,9 +225,10 @@ def report(res: dict) -> None:
             m = r["nested_mean"]
             print(f"  {e:>4} {k:<3} {row}  | nested {m['accuracy']:.3f}/{m['captured']:.4f} b={[x['bias'] for x in r['nested']]}")
     eo = res["enrolled_only"]
-    print(f"enrolled-only, 20 s enrolled: keep / unknown (per-segment AUROC of the log ratio {eo['auroc_per_segment']:.3f})")
+    print(f"enrolled-only, 20 s enrolled: keep / unknown (per-segment AUROC of the log ratio {eo['auroc_per_segment']:.3f}; "
+          f"nearest place right on {eo['nearest_place_right']:.3f} of segments)")
     for name, r in eo.items():
-        if name == "auroc_per_segment":
+        if not isinstance(r, dict):
             continue
         m, c1 = r["nested_mean"], r["c1"]
         print(f"  {name:<12} c=1: {c1['keep']:.3f} / {c1['unknown']:.3f}   nested {m['keep']:.3f} / {m['unknown']:.3f} c={[x['c'] for x in r['nested']]}")
