@@ -111,15 +111,16 @@ class Daemon:
             model_version=self.meta.version,
             enrolled=tuple(self.searcher.enrolled.labels) if self.searcher is not None else (),
             enrolled_only=bool(self.searcher is not None and self.searcher.enrolled_only),
+            k_max=self.policy.k_max,
         )
 
     def _on_request(self, request: Request):
         if isinstance(request, Set):
             try:
-                self.policy.set(k=request.k, mode=request.mode)  # both at once: no segment sees half of it
+                self.policy.set(k=request.k, mode=request.mode, k_max=request.k_max)  # at once: no segment sees half of it
             except ValueError as exc:
                 raise ProtocolError(str(exc)) from None
-            log.info("decision policy set to k=%d, mode=%s", self.policy.k, self.policy.mode)
+            log.info("decision policy set to k=%d, mode=%s, k_max=%d", self.policy.k, self.policy.mode, self.policy.k_max)
             return self.status()  # the new settings, to the client that asked
         if isinstance(request, (Enroll, Forget)):
             if not self.config.server.allow_enroll or self.enrolments is None:
@@ -143,6 +144,7 @@ class Daemon:
             k=self.policy.k,
             mode=self.policy.mode,
             mqtt_connected=self.outlets.mqtt_connected,
+            k_max=self.policy.k_max,
         )
 
     def _enrolled_items(self) -> int:

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from edge_asc.evaluation.aggregate import ProtocolSummary, Summary, as_json
 from edge_asc.evaluation.config import GROUPED, NO_LEARNING, SOFTMAX_HEAD
+from edge_asc.evaluation.measures_report import FIG_LATENCY, measures_lines, plot_accuracy_vs_latency
 from edge_asc.evaluation.figures import CSV_CONFUSION, FIG_CLASSES, FIG_CONFUSION, FIG_K, plot_accuracy_vs_classes, plot_accuracy_vs_k, plot_confusion, seeds_text, write_confusion_csv
 from edge_asc.evaluation.results import Report
 from edge_asc.evaluation.scoring import HEAD_RULE, rule_key, rule_title
@@ -333,6 +334,7 @@ def render_markdown(report: Report, notes: str | None = None, figures: Mapping[s
     if grouped is not None:
         out += _k_and_class_sections(report, grouped, figures)
     out += _class_study_section(report, figures)
+    out += measures_lines(report.measures, figures.get("latency"))
     if notes:
         out += ["## Investigation notes", "", notes.strip(), ""]
     out += _reproducibility_section(report)
@@ -350,6 +352,7 @@ def write_report(report: Report, out: Path) -> dict[str, Path]:
         "k": plot_accuracy_vs_k(report, out / FIG_K),
         "classes": plot_accuracy_vs_classes(report, out / FIG_CLASSES),
         "confusion": plot_confusion(report, out / FIG_CONFUSION),
+        "latency": plot_accuracy_vs_latency(report.measures, out / FIG_LATENCY),
     }
     csv_path = write_confusion_csv(report, out / CSV_CONFUSION)
     notes_path = out / NOTES_FILE

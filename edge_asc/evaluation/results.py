@@ -17,6 +17,7 @@ from edge_asc.evaluation.aggregate import (
     Orderings, ProtocolSummary, RuleSummary, Summary, baselines_all, protocol_summary, summarise, variant_orderings,
 )
 from edge_asc.evaluation.config import CLASSES, GROUPED, LEAKY, METHOD_TITLES, PRIMARY, row_rank
+from edge_asc.evaluation.measures_report import MeasuresSummary, summarise_measures
 from edge_asc.evaluation.plan import Context, Task
 from edge_asc.evaluation.provenance import Reproducibility, Timing
 from edge_asc.evaluation.scoring import first_rule
@@ -117,6 +118,7 @@ class Report:
     baselines_all: dict[str, float] | None  # the baselines' all-segments accuracy on the grouped folds
     reproducibility: Reproducibility | None = None
     timing: Timing | None = None
+    measures: MeasuresSummary | None = None  # unknown in the default mode, adaptive vs fixed k (evaluation.measures_report)
 
     def protocol(self, key: str) -> ProtocolSummary | None:
         return next((p for p in self.protocols if p.key == key), None)
@@ -192,4 +194,5 @@ def build_report(ctx: Context, units: Sequence[Unit], tasks: Sequence[Task]) -> 
         class_study=study,
         ordering=variant_orderings(grouped, rule) if grouped is not None else None,
         baselines_all=baselines_all(grouped) if grouped is not None else None,
+        measures=summarise_measures(units, PRIMARY, ctx.train_config.features.segment_seconds),
     )

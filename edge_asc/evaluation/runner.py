@@ -16,8 +16,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from edge_asc.evaluation.config import NO_LEARNING, SOFTMAX, SOFTMAX_HEAD, SOFTMAX_NN
+from edge_asc.evaluation.measures import unit_measures
 from edge_asc.evaluation.plan import Context, Task, TaskData, task_cost, task_data
-from edge_asc.evaluation.scoring import HEAD_RULE, RuleResult, decide, neighbour_rules
+from edge_asc.evaluation.scoring import HEAD_RULE, RuleResult, decide, neighbour_rules, neighbour_vote
 from edge_asc.evaluation.units import TrainingInfo, Unit, fingerprint, read_unit, unit_path, unit_train_config, write_unit
 from edge_asc.training.batches import SceneSource, scene_refs
 from edge_asc.training.datasets import SegmentSet
@@ -90,6 +91,8 @@ def evaluate_model(
     labels, distances, _ = index.query(emb_test, n)  # (B, n) each
     row = SOFTMAX_NN if method == SOFTMAX else method
     results = neighbour_rules(row, labels, distances, test, y_test, n_classes, cfg.neighbours, cfg.k_max)
+    pred, dist = neighbour_vote(labels[:, : cfg.neighbours[0]], distances[:, : cfg.neighbours[0]], n_classes)  # the first rule's segment labels
+    measures = unit_measures(emb_train, y_train, emb_test, y_test, pred, dist, test.scene, test.position, n_classes, cfg.k_max)
     if method == SOFTMAX:
         proba = trained.predict_proba(test.features)  # (B, C)
         pred = proba.argmax(axis=1).astype(np.int64)
@@ -103,6 +106,7 @@ def evaluate_model(
         importance=last.importance if last is not None else None,
         embedding_size=int(encoder.meta.embedding_size),
         onnx_torch_max_abs_diff=onnx_diff,
+        measures=measures,
     )
     return results, info
 

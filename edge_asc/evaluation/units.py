@@ -23,6 +23,7 @@ import numpy as np
 from edge_asc import __version__
 from edge_asc.config import to_dict
 from edge_asc.evaluation.config import NO_LEARNING, EvalConfig
+from edge_asc.evaluation.measures import UnitMeasures
 from edge_asc.evaluation.plan import Task
 from edge_asc.evaluation.scoring import RuleResult, SceneDecisions
 from edge_asc.fsutil import atomic_write_text
@@ -48,6 +49,7 @@ class TrainingInfo:
     importance: float | None  # mean h'' of the last epoch (the audio variant); NaN for the variants without h'' (None: no epoch)
     embedding_size: int
     onnx_torch_max_abs_diff: float  # ONNX Runtime against PyTorch on real test segments
+    measures: UnitMeasures | None = None  # unknown-distance AUROC and adaptive-vs-fixed-k (evaluation.measures); None: cached before them
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,8 +123,13 @@ class Unit:
             d["key"], d["task"], d["protocol"], d["fold"], int(d["fold_index"]), bool(d["leaky"]), int(d["seed"]), d["method"],
             tuple(d["classes"]) if d["classes"] is not None else None, int(d["draw"]), tuple(d["labels"]),
             int(d["segments"]["train"]), int(d["segments"]["test"]), int(d["scenes"]["train"]), int(d["scenes"]["test"]),
-            d["fingerprint"], float(d["wall_s"]), TrainingInfo(**d["info"]) if d["info"] else None, results,
+            d["fingerprint"], float(d["wall_s"]), _training_info(d["info"]) if d["info"] else None, results,
         )
+
+
+def _training_info(d: Mapping[str, Any]) -> TrainingInfo:
+    measures = d.get("measures")
+    return TrainingInfo(**{**d, "measures": UnitMeasures.from_json(measures) if measures else None})
 
 
 def unit_train_config(base: TrainConfig, task: Task, method: str, threads: int) -> TrainConfig:

@@ -143,8 +143,8 @@ class Client:
         """Receive these of scene/segment/status from now on (hello, error and pong always come)."""
         self.send(Subscribe(tuple(events)))
 
-    def set(self, k: int | None = None, mode: str | None = None) -> None:
-        self.send(Set(k=k, mode=mode))
+    def set(self, k: int | None = None, mode: str | None = None, k_max: int | None = None) -> None:
+        self.send(Set(k=k, mode=mode, k_max=k_max))
 
     def ping(self) -> None:
         """The daemon answers with a pong once it has handled every earlier request."""

@@ -182,19 +182,19 @@ def _check_mode(where: str, mode: str) -> None:
         raise ProtocolError(str(exc)) from None
 
 
-def _check_k(where: str, k: int) -> None:
-    """A requested k follows the daemon's rule (edge_asc.runtime.decision.check_k)."""
+def _check_k(where: str, k: int, name: str = "k") -> None:
+    """A requested k (or k_max) follows the daemon's rule (edge_asc.runtime.decision.check_k)."""
     try:
-        check_k(k, f"{where}.k")
+        check_k(k, f"{where}.{name}")
     except ValueError as exc:
         raise ProtocolError(str(exc)) from None
 
 
-def _check_reported_k(where: str, k: int) -> None:
-    """A k the daemon reports is only checked to be positive: a client stays readable by a daemon whose
-    limit on k is larger than this version's."""
+def _check_reported_k(where: str, k: int, name: str = "k") -> None:
+    """A k (or k_max) the daemon reports is only checked to be positive: a client stays readable by a
+    daemon whose limit on k is larger than this version's."""
     if k < 1:
-        raise ProtocolError(f"{where}.k: must be at least 1, got {k}")
+        raise ProtocolError(f"{where}.{name}: must be at least 1, got {k}")
 
 
 # --- events -----------------------------------------------------------------------------------------
@@ -216,10 +216,13 @@ class Hello(Event):
     events_available: tuple[str, ...] = STREAM_EVENTS
     enrolled: tuple[str, ...] = ()  # enrolled places (labels); added in version 1
     enrolled_only: bool = False  # only enrolled places are candidates; ``unknown`` is a label
+    k_max: int | None = None  # adaptive mode's most segments per decision (added in version 1; null from older daemons)
 
     def _check(self) -> None:
         _check_reported_k(self.type, self.k)
         _check_mode(self.type, self.mode)
+        if self.k_max is not None:
+            _check_reported_k(self.type, self.k_max, "k_max")
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,7 @@ class Status(Event):
     k: int
     mode: str
     mqtt_connected: bool | None = None  # connected to the MQTT broker; null: MQTT is off (added in version 1)
+    k_max: int | None = None  # as in Hello (added in version 1)
 
 
 @dataclass(frozen=True)
@@ -313,19 +317,23 @@ class Subscribe(Request):
 
 @dataclass(frozen=True)
 class Set(Request):
-    """Change the decision policy at run time: ``k``, ``mode`` or both."""
+    """Change the decision policy at run time: any of ``k``, ``mode`` and ``k_max`` (adaptive mode's
+    limit; added in version 1), in one step."""
 
     type: ClassVar[str] = "set"
     k: int | None = None
     mode: str | None = None
+    k_max: int | None = None
 
     def _check(self) -> None:
-        if self.k is None and self.mode is None:
-            raise ProtocolError("set: give k, mode or both")
+        if self.k is None and self.mode is None and self.k_max is None:
+            raise ProtocolError("set: give k, mode, k_max or several of them")
         if self.k is not None:
             _check_k(self.type, self.k)
         if self.mode is not None:
             _check_mode(self.type, self.mode)
+        if self.k_max is not None:
+            _check_k(self.type, self.k_max, "k_max")
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ only valid in the index searched then, and the enrolled overlay can be swapped (
 ``forget``) before the decision. The same vote (``vote``) turns a segment's n nearest neighbours into the
 segment's label when more than one neighbour is asked for.
 
-k and mode can be changed while running (``set``, ``set_k``, ``set_mode``, from any thread): the change
-takes effect at the next segment, and ``set`` changes both in one step; votes already heard are kept,
-except that switching to ``window`` or ``adaptive`` starts a fresh vote.
+k, mode and k_max can be changed while running (``set``, ``set_k``, ``set_mode``, from any thread): the
+change takes effect at the next segment, and ``set`` changes them in one step; votes already heard are
+kept, except that switching to ``window`` or ``adaptive`` starts a fresh vote. A new k_max applies to the
+adaptive vote in progress (its votes so far count towards the new limit).
 """
 
 from __future__ import annotations
@@ -109,11 +110,11 @@ class DecisionPolicy:
             raise ValueError(f"tie_break {tie_break!r} is not accepted; accepted values: {', '.join(TIE_BREAKS)}")
         check_k(k)
         check_mode(mode)
-        self.k_max = check_k(k_max, "k_max")
+        check_k(k_max, "k_max")
         self.n_labels = n_labels
         self.tie_break = tie_break
-        self._k, self._mode = k, mode
-        self._pending: tuple[int, str] | None = None  # set_k/set_mode from other threads, applied at the next push
+        self._k, self._mode, self._k_max = k, mode, k_max
+        self._pending: tuple[int, str, int] | None = None  # set/set_k/set_mode from other threads, applied at the next push
         self._lock = threading.Lock()
         self._history: deque[Vote] = deque(maxlen=MAX_K)
         self._since = 0  # segments since the last decision (window mode)
@@ -128,24 +129,31 @@ class DecisionPolicy:
         with self._lock:
             return self._pending[1] if self._pending else self._mode
 
+    @property
+    def k_max(self) -> int:
+        with self._lock:
+            return self._pending[2] if self._pending else self._k_max
+
     def set_k(self, k: int) -> None:
         self.set(k=k)
 
     def set_mode(self, mode: str) -> None:
         self.set(mode=mode)
 
-    def set(self, k: int | None = None, mode: str | None = None) -> None:
-        """Change k and/or mode (None: keep) as one update: the next segment sees both or neither.
+    def set(self, k: int | None = None, mode: str | None = None, k_max: int | None = None) -> None:
+        """Change k, mode and/or k_max (None: keep) as one update: the next segment sees all or none.
 
-        Both values are checked before anything changes.
+        Every value is checked (check_k, check_mode) before anything changes.
         """
         if k is not None:
             check_k(k)
         if mode is not None:
             check_mode(mode)
+        if k_max is not None:
+            check_k(k_max, "k_max")
         with self._lock:
-            old_k, old_mode = self._pending or (self._k, self._mode)
-            self._pending = (old_k if k is None else k, old_mode if mode is None else mode)
+            old = self._pending or (self._k, self._mode, self._k_max)
+            self._pending = (old[0] if k is None else k, old[1] if mode is None else mode, old[2] if k_max is None else k_max)
 
     def reset(self) -> None:
         """Forget the votes heard (after a gap in the audio)."""
@@ -167,11 +175,11 @@ class DecisionPolicy:
         with self._lock:
             if self._pending is None:
                 return
-            k, mode = self._pending
+            k, mode, k_max = self._pending
             self._pending = None
         if mode in FRESH_VOTE_MODES and self._mode != mode:
             self._since = 0  # a fresh window
-        self._k, self._mode = k, mode
+        self._k, self._mode, self._k_max = k, mode, k_max
 
     def push(self, v: Vote) -> Decision | None:
         """Add one segment's vote; returns a decision when one is due."""
@@ -182,7 +190,7 @@ class DecisionPolicy:
         if self._mode == "adaptive":
             k = self._since
             labels = np.fromiter((u.label for u in list(self._history)[-k:]), dtype=np.int64, count=k)
-            if k < self.k_max and not safe(np.bincount(labels, minlength=self.n_labels), self.k_max - k):
+            if k < self._k_max and not safe(np.bincount(labels, minlength=self.n_labels), self._k_max - k):
                 return None
             self._since = 0
         elif self._mode == "window":

@@ -172,6 +172,35 @@ def test_malformed_requests_get_errors_and_set_changes_k_for_everyone(tiny_artif
     assert d.wait() == 0, d.log()
 
 
+def test_hello_and_status_report_k_max_and_set_changes_it_over_the_socket(tiny_artifacts, runtime_env, tmp_path, daemons):
+    clip = tiny_artifacts.clips["forest_birds"]
+    d = daemons(tmp_path, runtime_env, ["--source", f"file:{clip}", "--realtime", "--wait-for-client", "--k", "3", "--k-max", "7", *_artifact_args(tiny_artifacts)])
+    d.wait_listening()
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    raw.connect(str(d.socket))
+    raw.settimeout(15)
+    reader = raw.makefile("rb")
+    hello = json.loads(reader.readline())
+    assert (hello["type"], hello["k_max"], hello["mode"]) == ("hello", 7, "window")
+    raw.sendall(b'{"type": "set", "mode": "adaptive", "k_max": 101}\n')  # refused whole: the mode does not change either
+    while (event := json.loads(reader.readline()))["type"] != "error":
+        pass
+    assert event["code"] == "bad_request" and "set.k_max: must be an integer from 1 to 100, got 101" in event["message"]
+    raw.sendall(b'{"type": "set", "mode": "adaptive", "k_max": 2}\n')
+    while (event := json.loads(reader.readline()))["type"] != "status":
+        pass
+    assert (event["mode"], event["k_max"], event["k"]) == ("adaptive", 2, 3)
+    scenes = []
+    while len(scenes) < 4:
+        event = json.loads(reader.readline())
+        if event["type"] == "scene" and event["mode"] == "adaptive":
+            scenes.append(event)
+    assert all(1 <= e["k"] <= 2 for e in scenes)  # no adaptive decision waits past the new k_max
+    raw.close()
+    d.proc.send_signal(signal.SIGINT)
+    assert d.wait() == 0, d.log()
+
+
 def test_a_client_that_never_reads_loses_its_oldest_events_and_delays_nobody(tiny_artifacts, runtime_env, tmp_path, daemons):
     audio = read_audio(tiny_artifacts.clips["rain"], 16000)
     pcm = (np.clip(np.tile(audio, 80), -1, 1) * 32767).astype("<i2").tobytes()  # 480 s, 1600 segments

@@ -117,7 +117,7 @@ def test_the_report_writes_its_files_in_the_structure_of_format_1(evaluation):
     assert report["format"] == 1
     assert list(report) == ["format", "created", "dataset", "segment_seconds", "n_features", "primary", "method_titles", "neighbours",
                             "k_max", "epochs", "protocols", "class_study", "ordering", "baselines_all", "reproducibility",
-                            "timing"]  # no accuracy target of any project
+                            "timing", "measures"]  # no accuracy target of any project
     keys = [p["key"] for p in report["protocols"]]
     assert keys == [GROUPED, LEAKY]
     grouped = report["protocols"][0]
@@ -142,6 +142,24 @@ def test_the_report_writes_its_files_in_the_structure_of_format_1(evaluation):
         assert sum(float(v) for v in row[1:-1]) == pytest.approx(1.0, abs=1e-3)
     # the tiny model still learns these very different sounds
     assert grouped["results"]["audio"]["nn1"]["all"]["mean"] > 1 / len(CLASSES)
+
+
+def test_the_report_measures_unknown_distance_and_adaptive_against_fixed_k_on_the_grouped_units(evaluation):
+    out, report = evaluation
+    m = report["measures"]
+    assert m["method"] == "audio" and m["units"] == 3  # the default variant's grouped units (folds x seeds)
+    assert 0.0 <= m["novelty_auroc"]["mean"] <= 1.0 and m["novelty_auroc"]["n"] == 3
+    modes = [(r["mode"], r["k"]) for r in m["latency"]]
+    assert modes == [("window", k) for k in range(1, EVAL.k_max + 1)] + [("adaptive", k) for k in range(2, EVAL.k_max + 1)]
+    fixed = {r["k"]: r for r in m["latency"] if r["mode"] == "window"}
+    assert all(fixed[k]["seconds"] == pytest.approx(k * report["segment_seconds"]) for k in fixed)  # a fixed-k decision uses k segments
+    for r in m["latency"]:
+        if r["mode"] == "adaptive":
+            assert report["segment_seconds"] <= r["seconds"] <= r["k"] * report["segment_seconds"] + 1e-9  # never past k_max
+    assert [v["k_max"] for v in m["verdicts"]] == list(range(2, EVAL.k_max + 1))
+    md = (out / "report.md").read_text()
+    assert "## Unknown in the default mode, and adaptive decisions" in md and "at a lower mean latency for" in md
+    assert (out / "accuracy_vs_latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_ordering_and_the_baselines_in_report_json_are_those_of_the_grouped_results(evaluation):

@@ -99,12 +99,14 @@ def test_bad_event_lines_raise_protocol_error(line, message):
 @pytest.mark.parametrize(
     "line, message",
     [
-        (b'{"type":"set","K":5}', "set: unknown field 'K'; accepted fields: k, mode"),
+        (b'{"type":"set","K":5}', "set: unknown field 'K'; accepted fields: k, mode, k_max"),
         (b'{"type":"set","k":"5"}', "set.k: expected an integer, got str '5'"),
         (b'{"type":"set","k":0}', "set.k: must be an integer from 1 to 100, got 0"),
         (b'{"type":"set","k":2.5}', "set.k: expected an integer"),
         (b'{"type":"set","mode":"rolling"}', "set.mode: 'rolling' is not accepted; accepted values: window, sliding"),
-        (b'{"type":"set"}', "set: give k, mode or both"),
+        (b'{"type":"set"}', "set: give k, mode, k_max or several of them"),
+        (b'{"type":"set","k_max":0}', "set.k_max: must be an integer from 1 to 100, got 0"),
+        (b'{"type":"set","k_max":true}', "set.k_max: expected an integer"),
         (b'{"type":"subscribe"}', "subscribe: missing field 'events'"),
         (b'{"type":"subscribe","events":"scene"}', "subscribe.events: expected a list"),
         (b'{"type":"subscribe","events":["hello"]}', "'hello' is not an event one subscribes to"),

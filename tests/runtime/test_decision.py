@@ -61,10 +61,10 @@ def test_k_and_mode_change_at_run_time():
 def test_set_changes_k_and_mode_in_one_step():
     policy = DecisionPolicy(2, k=3, mode="window")
     policy.set(k=2, mode="sliding")
-    assert policy._pending == (2, "sliding")  # one pending update: the worker sees both or neither
+    assert policy._pending == (2, "sliding", 10)  # one pending update: the worker sees both or neither
     assert (policy.k, policy.mode) == (2, "sliding")
     policy.set(mode="window")
-    assert policy._pending == (2, "window")  # None keeps the other value
+    assert policy._pending == (2, "window", 10)  # None keeps the other value
     with pytest.raises(ValueError, match="accepted values: window, sliding"):
         policy.set(k=5, mode="vote")
     assert (policy.k, policy.mode) == (2, "window")  # a bad value changes nothing, not even the good one
@@ -123,6 +123,22 @@ def test_switching_to_adaptive_starts_a_fresh_vote():
 def test_a_bad_k_max_is_refused_naming_it():
     with pytest.raises(ValueError, match="k_max"):
         DecisionPolicy(3, mode="adaptive", k_max=0)
+    policy = DecisionPolicy(3, mode="window", k_max=4)
+    with pytest.raises(ValueError, match="k_max: must be an integer from 1 to 100, got 101"):
+        policy.set(mode="adaptive", k_max=101)
+    assert (policy.mode, policy.k_max) == ("window", 4)  # a bad k_max changes nothing, not even the good mode
+
+
+def test_set_k_max_changes_the_adaptive_limit_from_the_next_segment():
+    policy = DecisionPolicy(2, mode="adaptive", k_max=5)
+    assert _decide_all(policy, [0, 1]) == []  # 1-1 after 2 of 5: not safe yet
+    policy.set(k_max=3)
+    assert policy.k_max == 3
+    (d,) = _decide_all(policy, [1])  # 1 leads 2-1 with no segment left to 3: decided
+    assert (d.label, d.k, d.votes) == (1, 3, (1, 2))
+    policy.set(k_max=2)
+    (d,) = _decide_all(policy, [0, 1])  # 1-1 after 2 of 2: decided by the distance tie-break, never waiting longer
+    assert d.k == 2
 
 
 def test_relabel_keeps_the_votes_under_their_new_ids_and_drops_them_when_a_label_is_gone():
