@@ -17,7 +17,8 @@ encoder's embedding concatenated with the baseline's standardised statistics (``
 to the embedding's mean norm times each weight W of ``--concat-w``): whether the learned part adds to what the statistics know.
 Scores: ``first`` (a scene's first 300 ms), ``segment`` (every segment alone), ``all`` (majority over the scene),
 each a mean over scenes' segments as the report computes them. Prints one line per model and a summary table
-(mean +- std over folds of the per-fold mean over seeds); --json appends every result as one line.
+(mean +- std over folds of the per-fold mean over seeds); --json appends every result as one line, and
+``--tables FILE`` prints the tables of such a file, pooling runs with the same settings.
 """
 
 from __future__ import annotations
@@ -137,10 +138,23 @@ def summary(results: list[dict]) -> list[str]:
     return lines
 
 
+def tables(path: Path) -> int:
+    """The summary table of every recipe in a --json file: runs with the same settings pooled (seeds, parts)."""
+    recipes: dict[str, list[dict]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        run = json.loads(line)
+        recipes.setdefault(f"epochs={run['epochs']} {' '.join(run['sets']) or 'default recipe'}", []).extend(run["results"])
+    for recipe, results in recipes.items():
+        seeds = sorted({r["seed"] for r in results})
+        print(f"\n### {recipe} (seeds {', '.join(map(str, seeds))})\n")
+        print("\n".join(summary(results)))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--amb", type=Path, default=Path("../shared/data/ambient13"))
-    ap.add_argument("--deb", type=Path, required=True, help="the output of `edge-asc data debian`")
+    ap.add_argument("--deb", type=Path, help="the output of `edge-asc data debian`")
     ap.add_argument("--parts", default="paired,cross,union")
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--seeds", default="0,1")
@@ -152,7 +166,12 @@ def main() -> int:
     ap.add_argument("--concat-w", default="1,2,4", help="comma-separated weights of the statistics in the concatenation")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--name", default="")
+    ap.add_argument("--tables", type=Path, default=None, help="only print the pooled tables of a --json file")
     args = ap.parse_args()
+    if args.tables is not None:
+        return tables(args.tables)
+    if args.deb is None:
+        ap.error("--deb is required")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     base = apply_sets(train_config_from_file(args.config), args.set)
     base = dataclasses.replace(base, epochs=args.epochs)

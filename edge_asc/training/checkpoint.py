@@ -99,7 +99,7 @@ class TrainedModel:
         out = [fn(torch.from_numpy(np.ascontiguousarray(features[i : i + EMBED_BATCH], dtype=np.float32))).numpy()
                for i in range(0, features.shape[0], EMBED_BATCH)]
         if not out:
-            return np.zeros((0, self.model.embedding_size), dtype=np.float32)
+            return np.zeros((0, self.model_config.embedding_size), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
 
     def summary(self) -> dict[str, Any]:

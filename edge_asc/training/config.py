@@ -38,7 +38,6 @@ REMOVED_OPTIONS: dict[str, Any] = {
 # (a checkpoint that lacks one reads it as that value). Keys as in a config file.
 ADDED_OPTIONS: dict[str, Any] = {
     "train.balance_sources": True,  # no effect on one dataset, the only kind earlier versions trained on
-    "model.stats_weight": 0.0,
 }
 
 
@@ -56,9 +55,6 @@ class ModelConfig:
     hidden_size: int = 64  # per LSTM direction; h' has 2 * hidden_size values
     dropout: float = 0.1  # on the LSTM outputs, training only
     normalize: bool = True  # L2-normalise h' (distances bounded, so the margin has a fixed scale)
-    # > 0: the exported embedding also carries the segment's statistics (mean and std of each feature over its
-    # windows, standardised on the training set, scaled to unit mean norm) times this weight (EncoderNet.forward)
-    stats_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -67,8 +63,6 @@ class ModelConfig:
             raise ValueError(f"hidden_size must be positive, got {self.hidden_size}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.stats_weight < 0:
-            raise ValueError(f"stats_weight must be >= 0, got {self.stats_weight}")
 
     @property
     def similarity_size(self) -> int:
@@ -83,9 +77,9 @@ class ModelConfig:
         """The softmax variant trains a classifier head (never exported) on h'."""
         return self.variant == "softmax"
 
-    def embedding_size(self, n_features: int) -> int:
-        """D of the exported embedding for ``n_features`` (F) input features: [h'; h''] and, with stats_weight, 2F."""
-        return self.similarity_size + (1 if self.has_importance else 0) + (2 * n_features if self.stats_weight > 0 else 0)
+    @property
+    def embedding_size(self) -> int:
+        return self.similarity_size + (1 if self.has_importance else 0)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def metadata(trained: TrainedModel) -> dict[str, Any]:
     meta = ModelMeta(
         labels=tuple(trained.labels),
         feature_config=trained.feature_config,
-        embedding_size=trained.model.embedding_size,
+        embedding_size=mc.embedding_size,
         variant=mc.variant,
         version=__version__,
         model=trained.model_settings,
@@ -104,7 +104,7 @@ def export_onnx(source: TrainedModel | str | Path, out_path: str | Path, opset: 
     atomic_write_file(out_path, write)
     log.info(
         "exported %s encoder (%d labels, embedding %d) to %s; ONNX Runtime vs PyTorch max abs difference %.2g",
-        trained.model_config.variant, len(trained.labels), trained.model.embedding_size, out_path, diffs[0],
+        trained.model_config.variant, len(trained.labels), trained.model_config.embedding_size, out_path, diffs[0],
     )
     return out_path
 

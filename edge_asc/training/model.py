@@ -8,9 +8,6 @@ For a segment X of T = 20 windows of F = 52 raw features:
     h'    = sum_t a_t s_t                             eq. 3, the similarity embedding (2H)
     h''   = sigmoid(h' V' + b')                       eq. 4, the importance embedding (a scalar)
     h     = [h'; h'']                                 eq. 5, the embedding stored in the index
-    with model.stats_weight w > 0 (ours), the index stores [h'; h''; w * z / sqrt(2F)] where
-    z     = (stats(X) - stats_mean) / stats_std       mean and std of each raw feature over the T windows (2F),
-                                                      standardised on the training set (buffers)
 
 Fix to the paper: eq. 4 leaves h'' unbounded, and eq. 7 rewards large h'' (the term -alpha * sum h''),
 so the loss would be unbounded below: the network could drive h'' to +infinity (or flip the sign of the
@@ -36,13 +33,6 @@ from edge_asc.training.config import ModelConfig
 __all__ = ["VARIANTS", "ModelConfig", "EncoderNet", "EncoderOutput"]
 
 NORM_EPS = 1e-6  # smallest std used in the input normalisation
-
-
-def segment_stats(x: torch.Tensor) -> torch.Tensor:
-    """(B, T, F) raw features -> (B, 2F): each feature's mean over the windows, then its (population) std."""
-    mean = x.mean(dim=1)  # (B, F)
-    std = (x - mean.unsqueeze(1)).pow(2).mean(dim=1).sqrt()  # (B, F)
-    return torch.cat([mean, std], dim=-1)
 
 
 class EncoderOutput(NamedTuple):
@@ -72,9 +62,6 @@ class EncoderNet(nn.Module):
         h2 = config.similarity_size
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_std", torch.ones(n_features))
-        if config.stats_weight > 0:  # the statistics' standardisation (set_stats_normalization)
-            self.register_buffer("stats_mean", torch.zeros(2 * n_features))
-            self.register_buffer("stats_std", torch.ones(2 * n_features))
         self.lstm = nn.LSTM(n_features, config.hidden_size, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(config.dropout)
         self.attention = nn.Linear(h2, 1) if config.variant != "noattn" else None  # V, b
@@ -90,18 +77,6 @@ class EncoderNet(nn.Module):
             raise ValueError(f"normalisation needs {self.n_features} values, got {tuple(mean_t.shape)}")
         self.feature_mean.copy_(mean_t)
         self.feature_std.copy_(std_t)
-
-    @property
-    def embedding_size(self) -> int:
-        return self.config.embedding_size(self.n_features)
-
-    def set_stats_normalization(self, features: np.ndarray) -> None:
-        """Mean and std of the segment statistics over (N, T, F) training features (only with stats_weight > 0)."""
-        if self.config.stats_weight <= 0:
-            return
-        stats = segment_stats(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).double())  # (N, 2F)
-        self.stats_mean.copy_(stats.mean(dim=0).float())
-        self.stats_std.copy_(stats.std(dim=0, unbiased=False).clamp_min(NORM_EPS).float())
 
     def encode(self, x: torch.Tensor) -> EncoderOutput:
         x = (x - self.feature_mean) / self.feature_std  # (B, T, F)
@@ -121,12 +96,7 @@ class EncoderNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, F) raw features -> (B, D) embedding (the graph exported to ONNX)."""
-        emb = self.encode(x).embedding
-        if self.config.stats_weight <= 0:
-            return emb
-        z = (segment_stats(x) - self.stats_mean) / self.stats_std  # (B, 2F), about unit variance per value
-        scale = self.config.stats_weight / float(np.sqrt(z.shape[-1]))  # unit mean norm, as h' has
-        return torch.cat([emb, scale * z], dim=-1)  # (B, D + 2F)
+        return self.encode(x).embedding
 
     def logits(self, similarity: torch.Tensor) -> torch.Tensor:
         """(B, 2H) -> (B, n_classes): the softmax variant's classifier head."""

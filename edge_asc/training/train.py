@@ -216,7 +216,6 @@ def fit(
     if clean_x.shape[1:] != (fc.frames_per_segment, fc.n_features):
         raise ValueError(f"features have shape {clean_x.shape[1:]}, the feature settings give {(fc.frames_per_segment, fc.n_features)}")
     mean, std = normalization(clean_x)  # (52,), (52,)
-    stats_x = np.asarray(clean_x) if config.model.stats_weight > 0 else None  # (N, 20, 52) for the statistics' standardisation
     del clean_x  # a store over the cache maps a file per scene: one store at a time
     data = source.fingerprint() | {"segments": int(clean_y.shape[0]), "classes": len(labels)}
 
@@ -225,9 +224,6 @@ def fit(
     torch.manual_seed(config.seed)
     model = EncoderNet(mc, fc.n_features, fc.frames_per_segment, len(labels) if mc.has_classifier else 0)
     model.set_normalization(mean, std)
-    if stats_x is not None:
-        model.set_stats_normalization(stats_x)
-        del stats_x
     model.to(world.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     trained = TrainedModel(model, config, labels, 0, [], data, world_size=world.size)
@@ -241,7 +237,7 @@ def fit(
     total_steps = config.epochs * steps
     say(
         "training %s encoder (hidden %d, embedding %d) on %d segments, %d classes; %d epochs, batch %d, %d rank(s) x %d thread(s) on %s",
-        mc.variant, mc.hidden_size, model.embedding_size, clean_y.shape[0], len(labels), config.epochs, config.batch_size,
+        mc.variant, mc.hidden_size, mc.embedding_size, clean_y.shape[0], len(labels), config.epochs, config.batch_size,
         world.size, config.threads, world.device,
     )
     for epoch in range(trained.epoch, last_epoch):

@@ -39,7 +39,7 @@ def test_the_onnx_model_matches_pytorch_and_carries_its_metadata(tmp_path, varia
     assert meta["labels"] == list(CLASSES) and meta["variant"] == variant
     assert meta["features"] == fc.to_dict() and meta["sample_rate"] == 16000
     assert meta["segment_samples"] == 4800 and meta["segment_seconds"] == pytest.approx(0.3)
-    assert meta["embedding_size"] == trained.model.embedding_size
+    assert meta["embedding_size"] == trained.model_config.embedding_size
     assert meta["model"]["hidden_size"] == 16 and meta["train"]["epochs"] == trained.epoch
     # real features from generated audio, at batch sizes other than the one exported with
     x = features_of(*generated_scenes(1, 1.5, seed=9)[:2])[0]  # (N, 20, 52) raw

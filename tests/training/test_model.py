@@ -32,7 +32,7 @@ def test_each_variant_gives_embeddings_of_its_size_and_only_the_audio_variant_an
     model = Encoder(ModelConfig(variant=variant, hidden_size=16), n_classes=3 if variant == "softmax" else 0).eval()
     out = model.encode(_x())
     assert model(_x()).shape == (8, size) == out.embedding.shape
-    assert model.embedding_size == size
+    assert model.config.embedding_size == size
     assert out.similarity.shape == (8, 32)
     assert (out.importance is not None) == has_importance
     assert (model.attention is None) == (variant == "noattn")
@@ -90,17 +90,3 @@ def test_the_audio_loss_sends_gradients_into_the_importance_head_the_attention_a
     audio_loss(out.similarity, out.importance, t, margin=1.0, alpha=0.1).backward()
     for p in (model.importance.weight, model.importance.bias, model.attention.weight, model.lstm.weight_ih_l0):
         assert p.grad is not None and float(p.grad.abs().sum()) > 0
-
-
-def test_with_a_stats_weight_the_embedding_ends_with_the_standardised_segment_statistics():
-    from edge_asc.training.model import segment_stats
-
-    net = EncoderNet(ModelConfig(hidden_size=4, stats_weight=2.0), n_features=3, n_frames=5).eval()
-    x = torch.randn(64, 5, 3) * 4 + 1
-    net.set_stats_normalization(x.numpy())
-    emb = net(x)
-    assert emb.shape == (64, 9 + 6) and net.embedding_size == 15
-    z = emb[:, 9:] * (6 ** 0.5) / 2.0  # undo the scale: the statistics standardised on this very set
-    assert torch.allclose(z.mean(dim=0), torch.zeros(6), atol=1e-4) and torch.allclose(z.std(dim=0, unbiased=False), torch.ones(6), atol=1e-3)
-    assert torch.allclose(segment_stats(x)[:, :3], x.mean(dim=1))
-    assert torch.equal(emb[:, :9], EncoderNet.encode(net, x).embedding)  # the learned part is unchanged
