@@ -16,7 +16,9 @@ from typing import Any, Mapping
 
 import yaml
 
+from edge_asc.bounded import cut
 from edge_asc.config import ConfigError, apply_overrides, from_dict, load_yaml
+from edge_asc.contract import MAX_EF
 from edge_asc.protocol.connection import QUEUE_SIZE, SLOW_POLICIES
 from edge_asc.runtime.decision import DEFAULT_K_MAX, MAX_K, MODES, TIE_BREAKS, check_k
 from edge_asc.runtime.pipeline import SILENCE_DBFS
@@ -26,7 +28,6 @@ SOURCE_FORMS = ("mic", "mic:NAME_OR_INDEX", "file:PATH", "stdin")
 LATENCIES = ("low", "high")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_WAIT_S = 3600.0  # the longest no_data_timeout / retry wait accepted
-MAX_EF = 10000  # the broadest hnswlib search accepted (inference.ef)
 
 
 def _f(default: Any, help: str, unit: str = "", choices: tuple | None = None) -> Any:
@@ -54,7 +55,7 @@ class SourceSpec:
             return cls("file", arg)
         if kind == "stdin" and not sep:
             return cls("stdin")
-        raise ValueError(f"source {spec!r} is not accepted; accepted forms: {', '.join(SOURCE_FORMS)}")
+        raise ValueError(f"source {cut(spec)} is not accepted; accepted forms: {', '.join(SOURCE_FORMS)}")
 
     def __str__(self) -> str:
         return self.kind + (f":{self.arg}" if self.arg is not None else "")

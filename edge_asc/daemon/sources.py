@@ -12,6 +12,7 @@ The microphone is in edge_asc.daemon.mic; soundfile is imported when a file is r
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -215,6 +216,8 @@ class StdinSource(_ThreadSource):
         self.rate = rate
         self.channels = channels
         self.blocksize = blocksize or FILE_BLOCK
+        if stream is None:
+            stream = _stdin_stream()
         self.stream = stream
         self._opened = False
 
@@ -226,8 +229,6 @@ class StdinSource(_ThreadSource):
         if self._opened:
             raise SourceError("standard input cannot be reopened")
         self._opened = True
-        if self.stream is None:
-            self.stream = sys.stdin.buffer
         self._start()
 
     def _produce(self) -> None:
@@ -252,6 +253,17 @@ class StdinSource(_ThreadSource):
                     return
         if pending:
             log.warning("stdin: %d trailing bytes do not make a whole frame; ignored", len(pending))
+
+
+def _stdin_stream() -> BinaryIO:
+    """The process's standard input as a binary stream; SourceError when there is none (fd 0 closed)."""
+    try:
+        os.fstat(0)
+    except OSError as exc:
+        raise SourceError(f"--source stdin: standard input is not open ({exc.strerror or exc}); pipe raw PCM into edge-asc run") from None
+    if sys.stdin is None:
+        raise SourceError("--source stdin: standard input is not open; pipe raw PCM into edge-asc run")
+    return sys.stdin.buffer
 
 
 def make_source(spec, cfg_audio, model_rate: int) -> Source:

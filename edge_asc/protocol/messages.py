@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from edge_asc.bounded import MAX_DEPTH, depth
 from edge_asc.protocol.records import ProtocolError, Record, describe
 from edge_asc.runtime.decision import check_k, check_mode
 
@@ -131,6 +132,10 @@ class Message(Record):
             raise ProtocolError(f"not JSON: {exc.msg} at column {exc.colno}") from None
         except RecursionError:
             raise ProtocolError("not JSON this side accepts: nested too deeply") from None
+        except ValueError:  # an integer longer than Python's int-from-str limit
+            raise ProtocolError("not JSON this side accepts: a number too long") from None
+        if depth(data, MAX_DEPTH) > MAX_DEPTH:
+            raise ProtocolError(f"not JSON this side accepts: nested more than {MAX_DEPTH} levels deep")
         return cls.from_json(data)
 
     @classmethod
