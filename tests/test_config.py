@@ -157,3 +157,21 @@ def test_the_cli_reports_a_hostile_config_in_one_line_with_exit_2(tmp_path, caps
     assert main(["run", "--config", str(path), "--check-config"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "aliases are not accepted" in lines[0]
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+YAML_PIECES = st.sampled_from(["source: ", "decision:\n  k: ", "audio:\n", "  ", "- ", "[", "]", "{", "}", "&a ", "*a", "\xff",
+                               "9" * 30, "1e9", "null", "mic", ": ", "\n", "? ", "!!python/object ", "'", '"', ","])
+
+
+@FUZZ
+@given(pieces=st.lists(YAML_PIECES, max_size=40), tail=st.binary(max_size=40))
+def test_fuzzed_config_files_load_or_fail_in_one_line(tmp_path_factory, pieces, tail):
+    path = tmp_path_factory.mktemp("fuzz") / "c.yaml"
+    path.write_bytes("".join(pieces).encode("utf-8", "surrogateescape") + tail)
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 600

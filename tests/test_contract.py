@@ -208,3 +208,31 @@ def test_exports_metadata_is_read_back_by_the_runtime_reader():
     assert meta.labels == ("a", "b") and meta.feature_config == FeatureConfig(delta_width=4)
     assert meta.embedding_size == trained.model_config.embedding_size and meta.variant == trained.model_config.variant
     assert meta.to_dict() == raw
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(sorted(sample_manifest().to_dict())), value=JSON_VALUES)
+def test_a_manifest_with_any_value_in_any_field_loads_or_fails_in_one_line(key, value):
+    text = _manifest_case(**{key: value})
+    try:
+        IndexManifest.from_json(text, MANIFEST_PATH)
+    except ArtifactError as exc:
+        assert str(exc).startswith(f"{MANIFEST_PATH}: ") and "\n" not in str(exc) and len(str(exc)) < 600
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(alphabet='[]{}",:0123456789.e-truefalsn \\', max_size=200))
+def test_arbitrary_manifest_text_fails_in_one_line(text):
+    try:
+        IndexManifest.from_json(text, MANIFEST_PATH)
+    except ArtifactError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 600
