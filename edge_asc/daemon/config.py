@@ -19,6 +19,7 @@ import yaml
 from edge_asc.bounded import cut
 from edge_asc.config import ConfigError, apply_overrides, from_dict, load_yaml
 from edge_asc.contract import MAX_EF
+from edge_asc.dsp.audio_io import MAX_RATE, MIN_RATE, rate_problem
 from edge_asc.protocol.connection import QUEUE_SIZE, SLOW_POLICIES
 from edge_asc.runtime.decision import DEFAULT_K_MAX, MAX_K, MODES, TIE_BREAKS, check_k
 from edge_asc.runtime.pipeline import SILENCE_DBFS
@@ -72,7 +73,8 @@ class AudioConfig:
     samplerate: int | None = _f(
         None,
         "microphone: the rate to open the device at (null: the model's rate if the device takes it, else the "
-        "device's default rate); stdin: the rate of the raw PCM (null: the model's rate). Resampled to the model's rate",
+        f"device's default rate); stdin: the rate of the raw PCM (null: the model's rate). From {MIN_RATE} to {MAX_RATE} Hz "
+        "(files too); resampled to the model's rate",
         "Hz",
     )
     channels: int = _f(1, "channels to capture (microphone) or interleaved in the PCM (stdin); mixed to mono", "channels")
@@ -85,8 +87,8 @@ class AudioConfig:
     retry_max: float = _f(10.0, "longest wait between two attempts to reopen a lost microphone", "s")
 
     def __post_init__(self) -> None:
-        if self.samplerate is not None and not 1000 <= self.samplerate <= 384000:
-            raise ValueError(f"samplerate must be from 1000 to 384000 Hz or null, got {self.samplerate}")
+        if self.samplerate is not None and rate_problem(self.samplerate):
+            raise ValueError(f"samplerate must be from {MIN_RATE} to {MAX_RATE} Hz or null, got {self.samplerate}")
         if not 1 <= self.channels <= 64:
             raise ValueError(f"channels must be from 1 to 64, got {self.channels}")
         if not 0 <= self.blocksize <= 65536:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_asc.daemon.ring import RingBuffer
+from edge_asc.dsp.audio_io import rate_problem
 from edge_asc.daemon.sources import Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,9 @@ class MicSource(Source):
         candidates = [self.requested_rate] if self.requested_rate else [self.model_rate, int(device.default_rate)]
         errors = []
         for rate in dict.fromkeys(candidates):
+            if rate_problem(int(rate)):  # a device's odd default rate: never handed to the resampler
+                errors.append(f"{rate} Hz: {rate_problem(int(rate))}")
+                continue
             try:
                 sd.check_input_settings(device=device.index, channels=channels, dtype="float32", samplerate=rate)
                 return int(rate)

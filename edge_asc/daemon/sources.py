@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from edge_asc.dsp.audio_io import AudioFileError, audio_info, iter_audio
+from edge_asc.dsp.audio_io import AudioFileError, audio_info, iter_audio, rate_problem
 from edge_asc.daemon.ring import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -211,8 +211,10 @@ class StdinSource(_ThreadSource):
 
     def __init__(self, rate: int, channels: int = 1, blocksize: int = FILE_BLOCK, stream: BinaryIO | None = None, ring_seconds: float = 4.0) -> None:
         super().__init__(ring_seconds)
-        if rate <= 0 or channels <= 0:
-            raise SourceError(f"stdin needs a positive rate and channel count, got {rate} Hz x{channels}")
+        if channels <= 0:
+            raise SourceError(f"stdin needs a positive channel count, got {channels}")
+        if rate_problem(rate):
+            raise SourceError(f"stdin: {rate_problem(rate)} (--rate)")
         self.rate = rate
         self.channels = channels
         self.blocksize = blocksize or FILE_BLOCK
