@@ -109,11 +109,13 @@ class Daemon:
 
     def _on_request(self, request: Request):
         if isinstance(request, Set):
+            before = (self.policy.k, self.policy.mode)
             try:
                 self.policy.set(k=request.k, mode=request.mode)  # both at once: no segment sees half of it
             except ValueError as exc:
                 raise ProtocolError(str(exc)) from None
-            log.info("decision policy set to k=%d, mode=%s", self.policy.k, self.policy.mode)
+            if (self.policy.k, self.policy.mode) != before:  # logged once per change, not per request
+                log.info("decision policy set to k=%d, mode=%s", self.policy.k, self.policy.mode)
             return self.status()  # the new settings, to the client that asked
         if isinstance(request, (Enroll, Forget)):
             if not self.config.server.allow_enroll or self.enrolments is None:
@@ -328,6 +330,11 @@ class Daemon:
             while (item := ring.read()) is not None:
                 block, arrived = item
                 self._process(conditioner.process(block), arrived)
+                self.notifier.watchdog()  # rate-limited inside: a long drain still feeds the watchdog
+                if not stopping and self._worker_stop.is_set():
+                    break  # a fast reader refills the ring as it drains: close the source first (above)
+            if self._worker_stop.is_set() and not stopping:
+                continue  # told to stop while draining: the next pass closes the source and drains the rest
             if stopping:
                 return None
             if finished:

@@ -388,3 +388,23 @@ def test_the_daemon_with_enrolled_only_decides_places_and_unknown_as_classify_do
     assert [s.unknown.to_dict() for s in scenes] == [e["unknown"] for e in expected]
     assert all(s.unknown.nearest == "kitchen" and s.unknown.distance > s.unknown.threshold for s in scenes)
     assert d.wait() == 0, d.log()
+
+
+SIGTERM_EXIT_BOUND_S = 5.0  # docs/deployment.md: SIGTERM -> exit 0 within this (the ring holds at most ring_seconds of audio)
+
+
+def test_sigterm_with_a_fast_file_source_exits_0_within_the_bound(tiny_artifacts, runtime_env, tmp_path, daemons):
+    import soundfile as sf
+
+    clip, rate = sf.read(str(tiny_artifacts.clips["rain"]), dtype="float32")
+    long_file = tmp_path / "long.flac"
+    sf.write(str(long_file), np.tile(clip, 100), rate, subtype="PCM_16")  # 10 minutes: still being read at SIGTERM
+    d = daemons(tmp_path, runtime_env, ["--source", f"file:{long_file}", "--no-realtime", *_artifact_args(tiny_artifacts)])
+    d.wait_listening()
+    time.sleep(1.0)  # the reader fills the ring as fast as the worker drains it
+    assert d.proc.poll() is None, d.log()
+    t0 = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    rc = d.wait(30)
+    took = time.monotonic() - t0
+    assert rc == 0 and took < SIGTERM_EXIT_BOUND_S, f"exit {rc} after {took:.1f} s:\n{d.log()}"
