@@ -79,13 +79,14 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_asc.daemon.daemon import Daemon
     from edge_asc.protocol.addresses import ServerError
+    from edge_asc.protocol.limits import TokenError
 
     try:
         daemon = Daemon(cfg, encoder, index, source)  # checks the settings against the model and index
     except ValueError as exc:  # settings the loaded index cannot satisfy (decision.neighbours)
         log.error("%s", exc)
         return 2
-    except ServerError as exc:  # a bad or non-loopback address
+    except (ServerError, TokenError) as exc:  # a bad or non-loopback address, an unusable TCP token file
         log.error("%s", exc)
         return 2
     if args.check_config:

@@ -21,6 +21,7 @@ from edge_asc.config import ConfigError, apply_overrides, from_dict, load_yaml
 from edge_asc.contract import MAX_EF
 from edge_asc.dsp.audio_io import MAX_RATE, MIN_RATE, rate_problem
 from edge_asc.protocol.connection import QUEUE_SIZE, SLOW_POLICIES
+from edge_asc.protocol.limits import MAX_CLIENTS, REQUEST_RATE
 from edge_asc.runtime.decision import DEFAULT_K_MAX, MAX_K, MODES, TIE_BREAKS, check_k
 from edge_asc.runtime.pipeline import SILENCE_DBFS
 from edge_asc.runtime.search import UNKNOWN_RATIO
@@ -155,12 +156,19 @@ class ServerConfig:
     slow_policy: str = _f(SLOW_POLICIES[0], "a client whose queue is full loses its oldest events (counted and reported to it) or is disconnected", "", SLOW_POLICIES)
     wait_for_client: bool = _f(False, "start the audio source only once the first client has connected (demos, tests: no event is missed)")
     allow_enroll: bool = _f(False, "accept enroll and forget requests on the socket (anyone who can connect may then change the enrolled places)")
+    tcp_token_file: Path | None = _f(None, "TCP clients that send this file's token in an auth request may change settings; without it (or when null) TCP clients only read events. The file must not be readable by other users")
+    max_clients: int = _f(MAX_CLIENTS, "connected clients at most; more are told busy and closed", "clients")
+    request_rate: float = _f(REQUEST_RATE, "requests per second one client may sustain (bursts of twice that); excess ones get a rate_limited error", "requests/s")
 
     def __post_init__(self) -> None:
         if self.tcp is not None:
             parse_hostport(self.tcp)
         if not 1 <= self.queue_size <= 100000:
             raise ValueError(f"queue_size must be from 1 to 100000, got {self.queue_size}")
+        if not 1 <= self.max_clients <= 10000:
+            raise ValueError(f"max_clients must be from 1 to 10000, got {self.max_clients}")
+        if not (math.isfinite(self.request_rate) and 0.1 <= self.request_rate <= 100000):
+            raise ValueError(f"request_rate must be from 0.1 to 100000, got {self.request_rate}")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from edge_asc.daemon.live_enrol import LiveEnrolments
 from edge_asc.daemon.reload import OverlayWatcher
 from edge_asc.daemon.sdnotify import Notifier
 from edge_asc.protocol.addresses import default_socket_path
+from edge_asc.protocol.limits import read_token_file
 from edge_asc.protocol.server import EventServer
 from edge_asc.daemon.sources import Source, SourceError
 
@@ -75,6 +76,10 @@ class Daemon:
             on_request=self._on_request,
             queue_size=sc.queue_size,
             slow_policy=sc.slow_policy,
+            max_clients=sc.max_clients,
+            request_rate=sc.request_rate,
+            tcp_read_only=True,  # TCP reaches past the Unix socket's permissions: changes only with the token
+            tcp_token=read_token_file(sc.tcp_token_file) if sc.tcp_token_file is not None else None,
         )
         self.enrolments = None if self.watcher is None else LiveEnrolments(
             self.watcher.directory, encoder.meta, tuple(self.meta.labels), self.server.publish, self._ask_reload,

@@ -17,10 +17,16 @@ client. On the loop, each connection has
   ``MAX_BAD_REQUESTS`` bad lines in a row, or an endless line, the connection is closed. A client
   that closes its sending side (``echo ... | socat -t 1e9 - UNIX-CONNECT:...``) keeps receiving.
 
+Limits (edge_asc.protocol.limits): at most ``max_clients`` connections (more are told ``busy``); a
+request rate per client (excess requests are counted and answered with ``rate_limited``, and the
+client's socket is not read until its budget refills); TCP clients are read-only unless they send the
+shared token in an ``auth`` request (``tcp_read_only`` / ``tcp_token``); accept() failures are logged
+once per burst.
+
 ``subscribe`` and ``ping`` are handled here; every other valid request (``set``) goes to the
 ``on_request`` callback, on the server's thread, and what it returns is sent to that client only.
 
-The module is long (about 480 lines) because EventServer is one state machine on one asyncio loop: its
+The module is long (about 540 lines) because EventServer is one state machine on one asyncio loop: its
 life cycle, fan-out, queues and request handling share that loop's state. Addresses, listening sockets
 and the per-connection record live in their own modules (addresses, sockets, connection).
 """
@@ -44,7 +50,11 @@ from edge_asc.protocol.messages import (
     BAD_REQUEST,
     DROPPED,
     INTERNAL,
+    BUSY,
+    RATE_LIMITED,
     REQUEST_PREVIEW_CHARS,
+    UNAUTHORIZED,
+    Auth,
     Error,
     Event,
     Hello,
@@ -55,6 +65,7 @@ from edge_asc.protocol.messages import (
     Subscribe,
     preview,
 )
+from edge_asc.protocol.limits import MAX_CLIENTS, REQUEST_RATE, BurstLog, RequestBudget, token_matches
 from edge_asc.protocol.sockets import listen_tcp, listen_unix
 
 log = logging.getLogger(__name__)
@@ -89,6 +100,10 @@ class EventServer:
         *,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         allow_remote: bool = False,
+        max_clients: int = MAX_CLIENTS,
+        request_rate: float = REQUEST_RATE,
+        tcp_read_only: bool = False,
+        tcp_token: str | None = None,
     ) -> None:
         if not uris:
             raise ServerError("no address to listen on")
@@ -108,6 +123,14 @@ class EventServer:
         self._queue_size = queue_size
         self._slow_policy = slow_policy
         self._max_request_bytes = max_request_bytes
+        self._max_clients = max_clients  # protocol/limits.py: clients, request rate, TCP access
+        self._request_rate = request_rate
+        self._tcp_read_only = tcp_read_only or tcp_token is not None  # TCP clients may change settings only with the token
+        self._tcp_token = tcp_token
+        self._rate_limited = 0  # requests refused for going over a client's rate, all clients
+        self._accept_log = BurstLog(log, "cannot accept a connection")
+        self._busy_log = BurstLog(log, f"refusing clients beyond server.max_clients ({max_clients})")
+        self._flood_log = BurstLog(log, "a client goes over its request rate; its excess requests are refused")
         self._run_lock = threading.Lock()  # guards _running against publish() racing stop()
         self._running = False
         self._stopped = False
@@ -225,13 +248,14 @@ class EventServer:
             )
             for c in conns
         )
-        return ServerStats(len(clients), self._drops, self._disconnects, self._published, clients)
+        return ServerStats(len(clients), self._drops, self._disconnects, self._published, clients, self._rate_limited)
 
     # --- the loop's side ---
 
     def _run(self, socks: list[socket.socket], ready: threading.Event, failure: list[BaseException]) -> None:
         loop = self._loop
         asyncio.set_event_loop(loop)
+        loop.set_exception_handler(self._loop_exception)
         try:
             loop.run_until_complete(self._open(socks))
         except Exception as exc:  # reported to start()'s caller
@@ -247,6 +271,15 @@ class EventServer:
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        """accept() failures (no descriptors left: EMFILE) come once per failed accept, thousands a
+        second: one line per burst, no traceback. Everything else goes to asyncio's default handler."""
+        if str(context.get("message", "")).startswith("socket.accept()"):
+            exc = context.get("exception")
+            self._accept_log.hit(getattr(exc, "strerror", None) or str(exc))
+            return
+        loop.default_exception_handler(context)
 
     async def _open(self, socks: list[socket.socket]) -> None:
         for sock in socks:
@@ -327,7 +360,14 @@ class EventServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
+        if len(self._conns) >= self._max_clients:
+            self._busy_log.hit(f"{peer} told busy")
+            writer.write(Error(BUSY, f"the daemon serves its maximum of {self._max_clients} clients (server.max_clients); try again later").to_line())
+            writer.close()  # after the line is written
+            return
         conn = Connection(self._next_id, peer, writer)
+        conn.budget = RequestBudget(self._request_rate)
+        conn.trusted = peer == "unix" or not self._tcp_read_only  # the Unix socket's permissions decide who connects
         self._next_id += 1
         writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         sock = writer.get_extra_info("socket")
@@ -410,6 +450,8 @@ class EventServer:
                 if buf and not skipping:
                     self._handle_line(conn, bytes(buf))
                 return
+            if conn.budget.refused:
+                await self._throttle(conn)
             buf += chunk
             while not conn.close_when_flushed:
                 end = buf.find(b"\n")
@@ -426,10 +468,21 @@ class EventServer:
                 del buf[: end + 1]
                 if skipping:  # the end of an over-long line, already reported
                     skipping = 0
+                elif line.strip() and not conn.budget.take():  # over its rate: counted, not parsed
+                    self._rate_limited += 1
                 elif len(line) > limit:
                     self._bad_request(conn, f"request line longer than {limit} bytes", line[:REQUEST_PREVIEW_BYTES])
                 else:
                     self._handle_line(conn, line)
+
+    async def _throttle(self, conn: Connection) -> None:
+        """A client over its rate: one ``rate_limited`` error with the count, and its socket is not read
+        until its budget refills (its flood waits in its own socket buffer, not in the daemon)."""
+        refused, conn.budget.refused = conn.budget.refused, 0
+        self._flood_log.hit(f"{conn.name}: {refused} requests refused")
+        message = f"{refused} requests were not handled: more than {self._request_rate:g} requests a second"
+        self._enqueue(conn, Error(RATE_LIMITED, message, count=refused).to_line())
+        await asyncio.sleep(max(conn.budget.wait_s(), 1.0 / self._request_rate))
 
     def _handle_line(self, conn: Connection, line: bytes) -> None:
         if not line.strip():
@@ -438,6 +491,9 @@ class EventServer:
             request = Request.from_line(line)
         except ProtocolError as exc:
             self._bad_request(conn, str(exc), line)
+            return
+        if isinstance(request, Auth) or not (conn.trusted or isinstance(request, (Subscribe, Ping))):
+            self._authorize(conn, request, line)
             return
         conn.bad_requests = 0
         if isinstance(request, Subscribe):
@@ -461,6 +517,21 @@ class EventServer:
             log.error("on_request returned %r for %s; expected an event or None", reply, preview(line))
             reply = Error(INTERNAL, "the daemon could not handle this request", request=preview(line))
         self._enqueue(conn, reply.to_line())
+
+    def _authorize(self, conn: Connection, request: Request, line: bytes) -> None:
+        """``auth`` with the right token makes a TCP client trusted; a wrong one, or a change asked by an
+        untrusted client, gets ``unauthorized`` (and counts as a bad request: guessing closes the connection)."""
+        if isinstance(request, Auth) and self._tcp_token is not None and token_matches(request.token, self._tcp_token):
+            conn.trusted = True
+            self._enqueue(conn, Pong().to_line())
+            return
+        why = "wrong token" if isinstance(request, Auth) and self._tcp_token else (
+            "this daemon accepts no token on TCP (server.tcp_token_file is not set)" if isinstance(request, Auth)
+            else f"{request.type} needs the TCP token: send {{\"type\":\"auth\",\"token\":...}} first (server.tcp_token_file), or use the Unix socket")
+        conn.bad_requests += 1
+        self._enqueue(conn, Error(UNAUTHORIZED, why, request=preview(line) if not isinstance(request, Auth) else None).to_line())
+        if conn.bad_requests >= MAX_BAD_REQUESTS:
+            self._refuse(conn, f"{conn.bad_requests} refused requests in a row; closing the connection")
 
     def _bad_request(self, conn: Connection, message: str, line: bytes) -> None:
         conn.bad_requests += 1
