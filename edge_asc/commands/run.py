@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -98,7 +99,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     try:
-        return daemon.run()
+        code = daemon.run()
     except ServerError as exc:  # the socket is taken by a running daemon, or cannot be created
         log.error("%s", exc)
         return 1
+    if source.stuck:  # PortAudio's exit handler would block on the frozen sound server until it thaws
+        log.warning("the audio device is still frozen; exiting without waiting for it")
+        logging.shutdown()
+        os._exit(code)
+    return code

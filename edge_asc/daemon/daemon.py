@@ -68,6 +68,7 @@ class Daemon:
         self.pipeline = Pipeline(encoder, index, self.policy, dc.neighbours, silence_dbfs=dc.silence_dbfs)
         self.source = source
         self.notifier = notifier or Notifier()
+        source.keepalive = self.notifier.watchdog  # a device call waiting on a frozen sound server still pings
         sc = config.server
         self.socket_path = sc.socket if sc.socket is not None else default_socket_path()
         self.server = EventServer(
@@ -311,10 +312,10 @@ class Daemon:
             reason = self._stream(Conditioner(self.source.rate, self.rate, self.source.description))
             if reason is None:
                 return  # told to stop, or a finite source ended
-            self.source.close()
             self.source_lost = True
             retrying = "" if self.source.finite else "; retrying"  # a file or stdin is not reopened
             self._error(SOURCE_LOST, f"audio source lost: {self.source.description}: {reason}{retrying}")
+            self.source.close()  # after the loss is published: a frozen device may take DEVICE_CALL_TIMEOUT_S here
             if self.source.finite:
                 self.stop(1)
                 return

@@ -18,7 +18,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class Source(ABC):
 
     kind = "source"
     finite = False  # files and stdin end; a microphone does not
+    stuck = False  # a device call still blocked (a frozen sound server): see edge_asc.daemon.mic
 
     def __init__(self, ring_seconds: float = 4.0) -> None:
         self.ring_seconds = ring_seconds
@@ -50,6 +51,7 @@ class Source(ABC):
         self.input_overflows = 0  # PortAudio input-overflow flags seen by the current stream (microphone)
         self._past_overflows = 0  # overflows of the rings and streams before the current one
         self._overflow_lock = threading.Lock()  # reopen vs status readers; never taken by the audio callback
+        self.keepalive: Callable[[], object] = lambda: None  # called while open/close wait (the daemon's watchdog)
 
     @property
     def description(self) -> str:
