@@ -152,7 +152,7 @@ def test_malformed_requests_get_errors_and_set_changes_k_for_everyone(tiny_artif
     while (event := json.loads(reader.readline()))["type"] != "scene":
         pass
     assert event["k"] == 3
-    raw.sendall(b'{"type": "set", "k": 1, "mode": "sliding"}\n')
+    raw.sendall(b'{"type": "set", "k": 1, "mode": "sliding"}\n' * 10)  # one change, asked ten times
     while (event := json.loads(reader.readline()))["type"] != "status":
         pass
     assert (event["k"], event["mode"]) == (1, "sliding")
@@ -170,6 +170,7 @@ def test_malformed_requests_get_errors_and_set_changes_k_for_everyone(tiny_artif
     bystander.close()
     d.proc.send_signal(signal.SIGINT)
     assert d.wait() == 0, d.log()
+    assert d.log().count("decision policy set to k=1, mode=sliding") == 1  # logged once per change, not per request
 
 
 def test_a_client_that_never_reads_loses_its_oldest_events_and_delays_nobody(tiny_artifacts, runtime_env, tmp_path, daemons):
