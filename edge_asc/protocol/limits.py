@@ -24,6 +24,7 @@ MAX_CLIENTS = 64  # connected clients; more are told ``busy`` and closed (each c
 REQUEST_RATE = 20.0  # requests per second one client may sustain (a person or a script needs a few)
 BURST_QUIET_S = 10.0  # a burst of the same trouble ends after this long without it
 MAX_TOKEN_BYTES = 4096  # a token file is one line
+THROTTLE_S = 0.25  # a client over its rate is not read for at least this long (its flood is counted by newlines)
 
 
 class TokenError(ValueError):
@@ -52,6 +53,16 @@ class RequestBudget:
         self.refused += 1
         self.refused_total += 1
         return False
+
+    def exhausted(self, now: float | None = None) -> bool:
+        """No request is allowed now (the bucket refilled to this moment holds less than one)."""
+        now = time.monotonic() if now is None else now
+        return min(self.burst, self.tokens + (now - self.stamp) * self.rate) < 1.0
+
+    def refuse(self, count: int) -> None:
+        """Count ``count`` requests refused without looking at them."""
+        self.refused += count
+        self.refused_total += count
 
     def wait_s(self) -> float:
         """How long until one request is allowed again."""

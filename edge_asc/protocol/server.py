@@ -65,7 +65,7 @@ from edge_asc.protocol.messages import (
     Subscribe,
     preview,
 )
-from edge_asc.protocol.limits import MAX_CLIENTS, REQUEST_RATE, BurstLog, RequestBudget, token_matches
+from edge_asc.protocol.limits import MAX_CLIENTS, REQUEST_RATE, THROTTLE_S, BurstLog, RequestBudget, token_matches
 from edge_asc.protocol.sockets import listen_tcp, listen_unix
 
 log = logging.getLogger(__name__)
@@ -454,6 +454,13 @@ class EventServer:
                 await self._throttle(conn)
             buf += chunk
             while not conn.close_when_flushed:
+                if not skipping and conn.budget.exhausted():  # a flood: its lines are counted, not split one by one
+                    last = buf.rfind(b"\n")
+                    if last >= 0:
+                        refused = buf.count(b"\n", 0, last + 1)
+                        conn.budget.refuse(refused)
+                        self._rate_limited += refused
+                        del buf[: last + 1]
                 end = buf.find(b"\n")
                 if end < 0:
                     if len(buf) > limit:
@@ -482,7 +489,7 @@ class EventServer:
         self._flood_log.hit(f"{conn.name}: {refused} requests refused")
         message = f"{refused} requests were not handled: more than {self._request_rate:g} requests a second"
         self._enqueue(conn, Error(RATE_LIMITED, message, count=refused).to_line())
-        await asyncio.sleep(max(conn.budget.wait_s(), 1.0 / self._request_rate))
+        await asyncio.sleep(max(conn.budget.wait_s(), THROTTLE_S))
 
     def _handle_line(self, conn: Connection, line: bytes) -> None:
         if not line.strip():
