@@ -255,6 +255,22 @@ def notify_recorder(path: Path, pings: list, stop: threading.Event) -> threading
     return t
 
 
+class Lines:
+    """Lines of a socket with a timeout per recv (a socket file object is unusable after one timeout)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.buf = sock, b""
+
+    def readline(self) -> bytes:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)  # TimeoutError after the socket's timeout
+            if not chunk:
+                return b""
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line + b"\n"
+
+
 def wait_event(f, predicate, timeout: float):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -283,7 +299,7 @@ def frozen_daemon(tmp: Path, art: list[str], pulse: Pulse, name: str):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(str(sock))
     s.settimeout(1)
-    return proc, s, s.makefile("rb"), pings, stop, recorder, log
+    return proc, s, Lines(s), pings, stop, recorder, log
 
 
 def part_frozen(tmp: Path, art: list[str], frozen_s: float) -> dict:
@@ -350,12 +366,16 @@ def part_shutdown(tmp: Path, art: list[str], runs: int) -> dict:
 
 
 def part_fds(tmp: Path, art: list[str]) -> dict:
-    proc = subprocess.Popen(["prlimit", "--nofile=1024:1024", *CLI, "run", "--socket", str(tmp / "fd.sock"), "--tcp", "127.0.0.1:0",
+    with socket.socket() as probe:  # a free port (server.tcp takes no port 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(["prlimit", "--nofile=1024:1024", *CLI, "run", "--socket", str(tmp / "fd.sock"), "--tcp", f"127.0.0.1:{port}",
                              "--source", f"file:{long_file(tmp)}", "--realtime", *art], env=ENV, stdout=subprocess.DEVNULL, stderr=open(tmp / "fd.log", "wb"))
     while not (tmp / "fd.sock").exists():
+        if proc.poll() is not None:
+            raise RuntimeError((tmp / "fd.log").read_text()[-2000:])
         time.sleep(0.05)
     time.sleep(1)
-    port = next(int(line.rsplit(":", 1)[1]) for line in (tmp / "fd.log").read_text().splitlines() if "serving events on" in line and "tcp://" in line for line in [line.split("tcp://")[1].split(",")[0]])
     base_fds = len(os.listdir(f"/proc/{proc.pid}/fd"))
     conns = []
     for _ in range(1100):
@@ -379,12 +399,14 @@ def part_fds(tmp: Path, art: list[str]) -> dict:
     for c in conns:
         c.close()
     time.sleep(1)
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    hwm_mb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
     proc.send_signal(signal.SIGTERM)
     rc = proc.wait(30)
     err = (tmp / "fd.log").read_text(errors="replace")
     out = {"connections_made": len(conns), "fds_before": base_fds, "fds_with_all_connections": fds_under_flood,
            "good_unix_client_first_event": first.get("type") or first.get("code"), "last_20_told_busy": busy,
-           "stderr_lines": len(err.splitlines()), "stderr_bytes": len(err.encode()), "tracebacks": err.count("Traceback"), "exit": rc}
+           "stderr_lines": len(err.splitlines()), "stderr_bytes": len(err.encode()), "tracebacks": err.count("Traceback"), "daemon_peak_rss_mb": round(hwm_mb, 1), "exit": rc}
     print(f"  {out}", flush=True)
     return out
 

@@ -157,7 +157,7 @@ class ServerConfig:
     wait_for_client: bool = _f(False, "start the audio source only once the first client has connected (demos, tests: no event is missed)")
     allow_enroll: bool = _f(False, "accept enroll and forget requests on the socket (anyone who can connect may then change the enrolled places)")
     tcp_token_file: Path | None = _f(None, "TCP clients that send this file's token in an auth request may change settings; without it (or when null) TCP clients only read events. The file must not be readable by other users")
-    max_clients: int = _f(MAX_CLIENTS, "connected clients at most; more are told busy and closed", "clients")
+    max_clients: int = _f(MAX_CLIENTS, "connected clients at most, on the Unix socket and again on TCP (counted apart); more are told busy and closed", "clients")
     request_rate: float = _f(REQUEST_RATE, "requests per second one client may sustain (bursts of twice that); excess ones get a rate_limited error", "requests/s")
 
     def __post_init__(self) -> None:

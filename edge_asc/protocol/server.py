@@ -360,9 +360,11 @@ class EventServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
-        if len(self._conns) >= self._max_clients:
+        kind = peer == "unix"  # counted per transport: a TCP crowd never locks out the permissioned Unix socket
+        if sum((c.peer == "unix") == kind for c in self._conns.values()) >= self._max_clients:
             self._busy_log.hit(f"{peer} told busy")
-            writer.write(Error(BUSY, f"the daemon serves its maximum of {self._max_clients} clients (server.max_clients); try again later").to_line())
+            where = "Unix-socket" if kind else "TCP"
+            writer.write(Error(BUSY, f"the daemon serves its maximum of {self._max_clients} {where} clients (server.max_clients); try again later").to_line())
             writer.close()  # after the line is written
             return
         conn = Connection(self._next_id, peer, writer)

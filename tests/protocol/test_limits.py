@@ -87,7 +87,7 @@ def test_clients_beyond_max_clients_are_told_busy_and_closed():
         third = _raw(uri)
         lines = _lines_until(third, lambda e: False)
         assert [(e["type"], e["code"]) for e in lines] == [("error", "busy")]
-        assert "maximum of 2 clients" in lines[0]["message"]
+        assert "maximum of 2 TCP clients" in lines[0]["message"]
         kept[0].close()
         third.close()
         deadline = time.monotonic() + 10
