@@ -122,7 +122,7 @@ def good_client(sock_path: Path, seconds: float, out: list, lat_ms: list) -> Non
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(str(sock_path))
     s.settimeout(2)
-    f = s.makefile("rb")
+    f = Lines(s)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         try:

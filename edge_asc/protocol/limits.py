@@ -11,12 +11,15 @@ line when it starts and one summary when it ends.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
 import stat
 import time
 from pathlib import Path
+
+from edge_asc.protocol.messages import BUSY, RATE_LIMITED, UNAUTHORIZED, Auth, Error, Ping, Pong, Request, Subscribe, preview
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +120,87 @@ def read_token_file(path: str | Path) -> str:
 def token_matches(given: str, expected: str) -> bool:
     """Constant-time comparison (no timing hint about how much of a guess was right)."""
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
+class Gatekeeper:
+    """The event server's limits in one place (the server calls it from its loop thread): how many
+    clients per transport, each client's request budget, who may change settings over TCP, and the
+    burst logs. ``rate_limited`` counts every refused request since start."""
+
+    def __init__(self, max_clients: int = MAX_CLIENTS, request_rate: float = REQUEST_RATE,
+                 tcp_read_only: bool = False, tcp_token: str | None = None) -> None:
+        self.max_clients = max_clients
+        self.request_rate = request_rate
+        self.tcp_read_only = tcp_read_only or tcp_token is not None  # TCP clients may change settings only with the token
+        self.tcp_token = tcp_token
+        self.rate_limited = 0
+        self._accept_log = BurstLog(log, "cannot accept a connection")
+        self._busy_log = BurstLog(log, f"refusing clients beyond server.max_clients ({max_clients})")
+        self._flood_log = BurstLog(log, "a client goes over its request rate; its excess requests are refused")
+
+    def refusal(self, peer: str, peers: list[str]) -> Error | None:
+        """``busy`` when ``peer``'s transport already has max_clients of the connected ``peers``; counted
+        per transport, so a TCP crowd never locks out the permissioned Unix socket."""
+        unix = peer == "unix"
+        if sum((p == "unix") == unix for p in peers) < self.max_clients:
+            return None
+        self._busy_log.hit(f"{peer} told busy")
+        where = "Unix-socket" if unix else "TCP"
+        return Error(BUSY, f"the daemon serves its maximum of {self.max_clients} {where} clients (server.max_clients); try again later")
+
+    def admit(self, conn) -> None:
+        """A new connection's budget and trust: the Unix socket's permissions decide who connects there."""
+        conn.budget = RequestBudget(self.request_rate)
+        conn.trusted = conn.peer == "unix" or not self.tcp_read_only
+
+    def count_flood(self, budget: RequestBudget, buf: bytearray) -> None:
+        """With the budget spent, the complete lines in ``buf`` are counted as refused and removed in one
+        step (C speed), never split and parsed one by one."""
+        last = buf.rfind(b"\n")
+        if last >= 0 and budget.exhausted():
+            refused = buf.count(b"\n", 0, last + 1)
+            budget.refuse(refused)
+            self.rate_limited += refused
+            del buf[: last + 1]
+
+    def take(self, budget: RequestBudget) -> bool:
+        """One request within the budget (False: refused and counted)."""
+        if budget.take():
+            return True
+        self.rate_limited += 1
+        return False
+
+    async def throttle(self, conn, enqueue) -> None:
+        """A client over its rate: one ``rate_limited`` error with the count, then its socket is not read
+        for at least THROTTLE_S (its flood waits in its own socket buffer, not in the daemon)."""
+        refused, conn.budget.refused = conn.budget.refused, 0
+        self._flood_log.hit(f"{conn.name}: {refused} requests refused")
+        message = f"{refused} requests were not handled: more than {self.request_rate:g} requests a second"
+        enqueue(conn, Error(RATE_LIMITED, message, count=refused).to_line())
+        await asyncio.sleep(max(conn.budget.wait_s(), THROTTLE_S))
+
+    def needs_authority(self, conn, request: Request) -> bool:
+        """Whether the request is an ``auth``, or a change the (untrusted TCP) client may not ask for."""
+        return isinstance(request, Auth) or not (conn.trusted or isinstance(request, (Subscribe, Ping)))
+
+    def authorize(self, conn, request: Request, line: bytes):
+        """The answer to an ``auth`` or to a refused change: ``pong`` for the right token (the client is
+        trusted from now on), else ``unauthorized``; returns (event, refused)."""
+        if isinstance(request, Auth) and self.tcp_token is not None and token_matches(request.token, self.tcp_token):
+            conn.trusted = True
+            return Pong(), False
+        if isinstance(request, Auth):
+            why = "wrong token" if self.tcp_token else "this daemon accepts no token on TCP (server.tcp_token_file is not set)"
+            return Error(UNAUTHORIZED, why), True
+        why = (f"{request.type} needs the TCP token: send {{\"type\":\"auth\",\"token\":...}} first "
+               "(server.tcp_token_file), or use the Unix socket")
+        return Error(UNAUTHORIZED, why, request=preview(line)), True
+
+    def loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        """accept() failures (no descriptors left: EMFILE) come once per failed accept, thousands a
+        second: one line per burst, no traceback. Everything else goes to asyncio's default handler."""
+        if str(context.get("message", "")).startswith("socket.accept()"):
+            exc = context.get("exception")
+            self._accept_log.hit(getattr(exc, "strerror", None) or str(exc))
+            return
+        loop.default_exception_handler(context)

@@ -26,7 +26,7 @@ once per burst.
 ``subscribe`` and ``ping`` are handled here; every other valid request (``set``) goes to the
 ``on_request`` callback, on the server's thread, and what it returns is sent to that client only.
 
-The module is long (about 540 lines) because EventServer is one state machine on one asyncio loop: its
+The module is long (about 500 lines) because EventServer is one state machine on one asyncio loop: its
 life cycle, fan-out, queues and request handling share that loop's state. Addresses, listening sockets
 and the per-connection record live in their own modules (addresses, sockets, connection).
 """
@@ -50,11 +50,7 @@ from edge_asc.protocol.messages import (
     BAD_REQUEST,
     DROPPED,
     INTERNAL,
-    BUSY,
-    RATE_LIMITED,
     REQUEST_PREVIEW_CHARS,
-    UNAUTHORIZED,
-    Auth,
     Error,
     Event,
     Hello,
@@ -65,7 +61,7 @@ from edge_asc.protocol.messages import (
     Subscribe,
     preview,
 )
-from edge_asc.protocol.limits import MAX_CLIENTS, REQUEST_RATE, THROTTLE_S, BurstLog, RequestBudget, token_matches
+from edge_asc.protocol.limits import MAX_CLIENTS, REQUEST_RATE, Gatekeeper
 from edge_asc.protocol.sockets import listen_tcp, listen_unix
 
 log = logging.getLogger(__name__)
@@ -123,14 +119,7 @@ class EventServer:
         self._queue_size = queue_size
         self._slow_policy = slow_policy
         self._max_request_bytes = max_request_bytes
-        self._max_clients = max_clients  # protocol/limits.py: clients, request rate, TCP access
-        self._request_rate = request_rate
-        self._tcp_read_only = tcp_read_only or tcp_token is not None  # TCP clients may change settings only with the token
-        self._tcp_token = tcp_token
-        self._rate_limited = 0  # requests refused for going over a client's rate, all clients
-        self._accept_log = BurstLog(log, "cannot accept a connection")
-        self._busy_log = BurstLog(log, f"refusing clients beyond server.max_clients ({max_clients})")
-        self._flood_log = BurstLog(log, "a client goes over its request rate; its excess requests are refused")
+        self._gate = Gatekeeper(max_clients, request_rate, tcp_read_only, tcp_token)  # clients, rates, TCP access
         self._run_lock = threading.Lock()  # guards _running against publish() racing stop()
         self._running = False
         self._stopped = False
@@ -248,14 +237,14 @@ class EventServer:
             )
             for c in conns
         )
-        return ServerStats(len(clients), self._drops, self._disconnects, self._published, clients, self._rate_limited)
+        return ServerStats(len(clients), self._drops, self._disconnects, self._published, clients, self._gate.rate_limited)
 
     # --- the loop's side ---
 
     def _run(self, socks: list[socket.socket], ready: threading.Event, failure: list[BaseException]) -> None:
         loop = self._loop
         asyncio.set_event_loop(loop)
-        loop.set_exception_handler(self._loop_exception)
+        loop.set_exception_handler(self._gate.loop_exception)
         try:
             loop.run_until_complete(self._open(socks))
         except Exception as exc:  # reported to start()'s caller
@@ -271,15 +260,6 @@ class EventServer:
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
-
-    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
-        """accept() failures (no descriptors left: EMFILE) come once per failed accept, thousands a
-        second: one line per burst, no traceback. Everything else goes to asyncio's default handler."""
-        if str(context.get("message", "")).startswith("socket.accept()"):
-            exc = context.get("exception")
-            self._accept_log.hit(getattr(exc, "strerror", None) or str(exc))
-            return
-        loop.default_exception_handler(context)
 
     async def _open(self, socks: list[socket.socket]) -> None:
         for sock in socks:
@@ -360,16 +340,13 @@ class EventServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
-        kind = peer == "unix"  # counted per transport: a TCP crowd never locks out the permissioned Unix socket
-        if sum((c.peer == "unix") == kind for c in self._conns.values()) >= self._max_clients:
-            self._busy_log.hit(f"{peer} told busy")
-            where = "Unix-socket" if kind else "TCP"
-            writer.write(Error(BUSY, f"the daemon serves its maximum of {self._max_clients} {where} clients (server.max_clients); try again later").to_line())
+        busy = self._gate.refusal(peer, [c.peer for c in self._conns.values()])
+        if busy is not None:
+            writer.write(busy.to_line())
             writer.close()  # after the line is written
             return
         conn = Connection(self._next_id, peer, writer)
-        conn.budget = RequestBudget(self._request_rate)
-        conn.trusted = peer == "unix" or not self._tcp_read_only  # the Unix socket's permissions decide who connects
+        self._gate.admit(conn)
         self._next_id += 1
         writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         sock = writer.get_extra_info("socket")
@@ -453,16 +430,11 @@ class EventServer:
                     self._handle_line(conn, bytes(buf))
                 return
             if conn.budget.refused:
-                await self._throttle(conn)
+                await self._gate.throttle(conn, self._enqueue)
             buf += chunk
             while not conn.close_when_flushed:
-                if not skipping and conn.budget.exhausted():  # a flood: its lines are counted, not split one by one
-                    last = buf.rfind(b"\n")
-                    if last >= 0:
-                        refused = buf.count(b"\n", 0, last + 1)
-                        conn.budget.refuse(refused)
-                        self._rate_limited += refused
-                        del buf[: last + 1]
+                if not skipping:
+                    self._gate.count_flood(conn.budget, buf)  # a flood's lines are counted, not split one by one
                 end = buf.find(b"\n")
                 if end < 0:
                     if len(buf) > limit:
@@ -477,21 +449,12 @@ class EventServer:
                 del buf[: end + 1]
                 if skipping:  # the end of an over-long line, already reported
                     skipping = 0
-                elif line.strip() and not conn.budget.take():  # over its rate: counted, not parsed
-                    self._rate_limited += 1
+                elif line.strip() and not self._gate.take(conn.budget):  # over its rate: counted, not parsed
+                    pass
                 elif len(line) > limit:
                     self._bad_request(conn, f"request line longer than {limit} bytes", line[:REQUEST_PREVIEW_BYTES])
                 else:
                     self._handle_line(conn, line)
-
-    async def _throttle(self, conn: Connection) -> None:
-        """A client over its rate: one ``rate_limited`` error with the count, and its socket is not read
-        until its budget refills (its flood waits in its own socket buffer, not in the daemon)."""
-        refused, conn.budget.refused = conn.budget.refused, 0
-        self._flood_log.hit(f"{conn.name}: {refused} requests refused")
-        message = f"{refused} requests were not handled: more than {self._request_rate:g} requests a second"
-        self._enqueue(conn, Error(RATE_LIMITED, message, count=refused).to_line())
-        await asyncio.sleep(max(conn.budget.wait_s(), THROTTLE_S))
 
     def _handle_line(self, conn: Connection, line: bytes) -> None:
         if not line.strip():
@@ -501,8 +464,12 @@ class EventServer:
         except ProtocolError as exc:
             self._bad_request(conn, str(exc), line)
             return
-        if isinstance(request, Auth) or not (conn.trusted or isinstance(request, (Subscribe, Ping))):
-            self._authorize(conn, request, line)
+        if self._gate.needs_authority(conn, request):
+            reply, refused = self._gate.authorize(conn, request, line)
+            self._enqueue(conn, reply.to_line())
+            conn.bad_requests += refused  # guessing the token closes the connection like bad requests do
+            if conn.bad_requests >= MAX_BAD_REQUESTS:
+                self._refuse(conn, f"{conn.bad_requests} refused requests in a row; closing the connection")
             return
         conn.bad_requests = 0
         if isinstance(request, Subscribe):
@@ -526,21 +493,6 @@ class EventServer:
             log.error("on_request returned %r for %s; expected an event or None", reply, preview(line))
             reply = Error(INTERNAL, "the daemon could not handle this request", request=preview(line))
         self._enqueue(conn, reply.to_line())
-
-    def _authorize(self, conn: Connection, request: Request, line: bytes) -> None:
-        """``auth`` with the right token makes a TCP client trusted; a wrong one, or a change asked by an
-        untrusted client, gets ``unauthorized`` (and counts as a bad request: guessing closes the connection)."""
-        if isinstance(request, Auth) and self._tcp_token is not None and token_matches(request.token, self._tcp_token):
-            conn.trusted = True
-            self._enqueue(conn, Pong().to_line())
-            return
-        why = "wrong token" if isinstance(request, Auth) and self._tcp_token else (
-            "this daemon accepts no token on TCP (server.tcp_token_file is not set)" if isinstance(request, Auth)
-            else f"{request.type} needs the TCP token: send {{\"type\":\"auth\",\"token\":...}} first (server.tcp_token_file), or use the Unix socket")
-        conn.bad_requests += 1
-        self._enqueue(conn, Error(UNAUTHORIZED, why, request=preview(line) if not isinstance(request, Auth) else None).to_line())
-        if conn.bad_requests >= MAX_BAD_REQUESTS:
-            self._refuse(conn, f"{conn.bad_requests} refused requests in a row; closing the connection")
 
     def _bad_request(self, conn: Connection, message: str, line: bytes) -> None:
         conn.bad_requests += 1
