@@ -171,3 +171,40 @@ def test_a_burst_of_the_same_trouble_is_one_line_then_one_count(caplog):
         "10000 times in the last burst",
         "Too many open files (further ones are counted, not logged, until 10 s pass without one)",
     ]
+
+
+SERVER_WITH_FEW_FDS = """
+import logging, resource, sys, time
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+from edge_asc.protocol.server import EventServer
+from edge_asc.protocol.messages import Hello
+hello = lambda: Hello(1, ("a",), 1, "window", 0.3, 16000, "0" * 64, "x")
+server = EventServer(["tcp://127.0.0.1:0"], hello, lambda r: None, max_clients=1000)
+server.start()
+resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))  # accept() runs out of descriptors after a few dozen clients
+print(server.uris[0], flush=True)
+time.sleep(float(sys.argv[1]))
+server.stop()
+"""
+
+
+def test_accept_failing_for_lack_of_descriptors_is_logged_once_per_burst_without_tracebacks():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", SERVER_WITH_FEW_FDS, "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    uri = proc.stdout.readline().strip()
+    clients = []
+    for _ in range(200):
+        try:
+            clients.append(_raw(uri))
+        except OSError:
+            break
+    time.sleep(2.5)  # the server retries accept() about once a second meanwhile
+    for c in clients:
+        c.close()
+    err = proc.communicate(timeout=30)[1]
+    accept_lines = [line for line in err.splitlines() if "cannot accept a connection" in line]
+    assert len(clients) > 40  # connected (queued in the backlog) beyond what the server could accept
+    assert "Traceback" not in err and len(accept_lines) == 1, err[-3000:]
+    assert "Too many open files" in accept_lines[0]
