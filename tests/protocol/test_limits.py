@@ -208,3 +208,16 @@ def test_accept_failing_for_lack_of_descriptors_is_logged_once_per_burst_without
     assert len(clients) > 40  # connected (queued in the backlog) beyond what the server could accept
     assert "Traceback" not in err and len(accept_lines) == 1, err[-3000:]
     assert "Too many open files" in accept_lines[0]
+
+
+def test_the_python_client_sends_its_token_and_may_then_change_settings():
+    from edge_asc.protocol.client import Client
+
+    srv = Server(["tcp://127.0.0.1:0"], tcp_token=TOKEN)
+    with srv as server:
+        with Client(server.uris[0], timeout=10, token=TOKEN) as client:
+            assert isinstance(client.read(), Pong)  # the answer to auth
+            client.set(k=5)
+            client.ping()
+            assert isinstance(client.read(), Pong)
+        assert srv.requests == [Set(k=5)]
