@@ -144,6 +144,21 @@ def test_a_hostile_config_file_is_one_short_line(tmp_path, content, message):
     assert "\n" not in text and len(text) < 600 and text.startswith(f"{path}: ")
 
 
+def test_the_billion_laughs_is_refused_before_it_expands(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BILLION_LAUGHS)  # 2 x 9^8 = 86 million strings once expanded
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match="aliases are not accepted"):
+            load_config(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MB while loading a 1 kB file"
+
+
 def test_an_integer_setting_longer_than_64_bits_is_refused_without_printing_it():
     with pytest.raises(ConfigError, match="beyond any setting's range"):
         from_dict(Outer, {"inner": {"size": 1 << (MAX_INT_BITS + 1)}})
