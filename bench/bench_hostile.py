@@ -17,7 +17,7 @@ test fixture's with --tiny):
   good client still gets its hello (the unit's LimitNOFILE argument), descriptors in use with 64 clients;
 * ``security``: ``systemd-analyze security --offline=true`` of systemd/edge-asc.service, if available.
 
-    nice -n 10 python bench/bench_hostile.py [--parts memory,flood,frozen,shutdown,fds,security] [--json out.json]
+    nice -n 10 python bench/bench_hostile.py [--parts memory,flood,frozen,shutdown,fds,security] [--json out.json] [--tree BASELINE]
 """
 
 from __future__ import annotations
@@ -429,7 +429,11 @@ def main() -> None:
     parser.add_argument("--frozen-s", type=float, default=15.0)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--tree", type=Path, help="run the daemon of another checkout (a baseline), without writing bytecode into it")
     args = parser.parse_args()
+    if args.tree:
+        ENV.update(PYTHONPATH=str(args.tree.resolve()), PYTHONDONTWRITEBYTECODE="1")
+        os.chdir(args.tree)  # python -m edge_asc looks in the working directory first
     art = artifacts(args.tiny)
     results = {"artifacts": art}
     tmp = Path(tempfile.mkdtemp(prefix="ea-hostile-"))
