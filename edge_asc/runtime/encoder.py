@@ -24,6 +24,8 @@ from edge_asc.contract import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ArtifactErr
 
 log = logging.getLogger(__name__)
 
+MAX_MODEL_BYTES = 256 << 20  # an encoder file: the shipped one is 0.25 MB, a large variant a few MB
+
 
 def _session_options(threads: int):
     import onnxruntime as ort
@@ -52,9 +54,12 @@ class Encoder:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = f.read(MAX_MODEL_BYTES + 1)  # bounded: a hostile or wrong file is not read whole
         except OSError as exc:
             raise ArtifactError(f"{path}: cannot read encoder file ({exc.strerror or exc})") from exc
+        if len(data) > MAX_MODEL_BYTES:
+            raise ArtifactError(f"{path}: larger than {MAX_MODEL_BYTES} bytes; not an edge-asc encoder (they are well under 10 MB)")
         sha256 = hashlib.sha256(data).hexdigest()
         try:
             self.session = ort.InferenceSession(data, sess_options=_session_options(threads), providers=["CPUExecutionProvider"])

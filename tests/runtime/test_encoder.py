@@ -174,3 +174,13 @@ def test_metadata_nested_too_deeply_is_refused_naming_the_file(tiny_artifacts, t
     path = with_metadata(tiny_artifacts.model, tmp_path / "deep.onnx", "[" * 100_000)
     with pytest.raises(ArtifactError, match="nested more than 32 levels deep"):
         Encoder(path)
+
+
+def test_a_model_file_larger_than_the_limit_is_refused_unread(tmp_path, monkeypatch):
+    from edge_asc.runtime import encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "MAX_MODEL_BYTES", 1000)  # a real 256 MiB file would only slow the suite
+    big = tmp_path / "big.onnx"
+    big.write_bytes(b"\0" * 1001)
+    with pytest.raises(ArtifactError, match=r"big.onnx: larger than 1000 bytes; not an edge-asc encoder"):
+        Encoder(big)
