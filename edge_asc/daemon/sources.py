@@ -206,7 +206,11 @@ class FileSource(_ThreadSource):
 
 
 class StdinSource(_ThreadSource):
-    """Raw interleaved signed 16-bit little-endian PCM from a binary stream (standard input by default)."""
+    """Raw interleaved signed 16-bit little-endian PCM from a binary stream (standard input by default).
+
+    A pipe gives the reader the same end of file whether its writer finished or was killed, so the
+    daemon cannot tell them apart (a trailing partial frame is logged as a hint); the shell can:
+    ``set -o pipefail`` makes ``arecord ... | edge-asc run --source stdin`` fail when arecord did."""
 
     kind = "stdin"
     join_seconds = 0.0  # its thread may sit in a blocking read of the pipe; it is a daemon thread
