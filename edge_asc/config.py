@@ -18,15 +18,47 @@ from typing import Any, Iterable, Mapping, TypeVar
 
 import yaml
 
+from edge_asc.bounded import MAX_DEPTH, QUOTE_CHARS, cut, one_line, read_text
+
 T = TypeVar("T")
 
 # PyYAML reads YAML 1.1, where a float needs a dot: `1e-3` loads as the string "1e-3". A float setting
 # accepts that spelling (and only that: a plain number in exponent notation), as a user means it.
+MAX_INT_BITS = 64  # no integer setting needs more; a longer one is refused before any message prints it
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
     """A configuration file or override that cannot be used; the message names the key."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """safe_load without aliases and with a nesting limit.
+
+    An alias (``*name``) lets a few hundred bytes stand for billions of values (the "billion laughs");
+    a config file has no use for one, so any alias is refused. PyYAML composes nested collections by
+    recursion, so nesting deeper than MAX_DEPTH is refused before Python's recursion limit is reached.
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.get_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"found the alias *{event.anchor}: aliases are not accepted in config files", event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def key_name(key: Any) -> str:
+    """A key of a config mapping as it is named in messages: a string cut to QUOTE_CHARS, another value's
+    short repr (YAML keys may be booleans or numbers, of any size)."""
+    return one_line(key, QUOTE_CHARS) if isinstance(key, str) else cut(key)
 
 
 def _type_name(tp: Any) -> str:
@@ -48,10 +80,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+        raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {cut(value)}")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {cut(value)}")
         args = typing.get_args(tp)
         item_tp = args[0] if args else Any
         return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
@@ -59,31 +91,33 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, tp):
             return value
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} settings, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} settings, got {cut(value)}")
         return from_dict(tp, value, prefix=f"{key}.")
     if tp is Any:
         return value
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {cut(value)}")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {cut(value)}")
+        if value.bit_length() > MAX_INT_BITS:
+            raise ConfigError(f"{key}: {cut(value)} is beyond any setting's range")
         return value
     if tp is float:
         if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
             return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{key}: expected a number, got {cut(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {cut(value)}")
         return value
     if tp is Path:
         if not isinstance(value, (str, Path)):
-            raise ConfigError(f"{key}: expected a path, got {value!r}")
+            raise ConfigError(f"{key}: expected a path, got {cut(value)}")
         return Path(value)
     return value
 
@@ -91,15 +125,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:
     """Build the frozen dataclass ``cls`` from a mapping, refusing unknown keys and bad values."""
     if data is not None and not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: expected a mapping of settings, got {data!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: expected a mapping of settings, got {cut(data)}")
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
-    unknown = sorted(map(str, set(data) - set(fields)))  # str: YAML keys may be booleans (yes:) or numbers
+    unknown = sorted(map(key_name, set(data) - set(fields)))  # YAML keys may be booleans (yes:) or numbers
     if unknown:
         raise ConfigError(
             f"unknown key {prefix}{unknown[0]}"
-            + (f" (and {', '.join(prefix + u for u in unknown[1:])})" if len(unknown) > 1 else "")
+            + (f" (and {', '.join(prefix + u for u in unknown[1:6])}{', ...' if len(unknown) > 6 else ''})" if len(unknown) > 1 else "")
             + f"; accepted keys: {', '.join(prefix + k for k in fields)}"
         )
     kwargs = {}
@@ -108,12 +142,12 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") ->
         value = _coerce(value, hints[name], key)
         choices = fields[name].metadata.get("choices")
         if choices is not None and value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not accepted; accepted values: {', '.join(map(str, choices))}")
+            raise ConfigError(f"{key}: {cut(value)} is not accepted; accepted values: {', '.join(map(str, choices))}")
         kwargs[name] = value
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {exc}") from exc
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {one_line(str(exc))}") from exc
     return obj
 
 
@@ -133,16 +167,16 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with safe_load; an empty file is an empty mapping."""
+    """Read a YAML mapping (bounded: edge_asc.bounded's size limit, UTF-8, no aliases, MAX_DEPTH levels);
+    an empty file is an empty mapping. Every refusal is a one-line ConfigError naming the file."""
     path = Path(path)
+    text = read_text(path, ConfigError, "config file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_BoundedLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {one_line(str(exc))}") from None
+    except (ValueError, RecursionError) as exc:  # an integer beyond Python's int-from-str limit; deep flow nesting
+        raise ConfigError(f"{path}: not a usable YAML value: {one_line(str(exc) or type(exc).__name__)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -189,7 +223,7 @@ def sections_from(
     """``read_sections`` of a file already read with ``load_yaml`` (``path`` names it in errors)."""
     where = f"{path}: " if path is not None else ""
     accepted = [*schema, *ignore]
-    unknown = sorted(map(str, set(data) - set(accepted)))
+    unknown = sorted(map(key_name, set(data) - set(accepted)))
     if unknown:
         raise ConfigError(f"{where}unknown section {unknown[0]!r}; accepted sections: {', '.join(accepted)}")
     out = {}

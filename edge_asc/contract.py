@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from edge_asc.bounded import cut, load_json, one_line
 from edge_asc.config import ConfigError
 from edge_asc.dsp.features import FeatureConfig
 
@@ -59,6 +60,10 @@ DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 200
 DEFAULT_EF = 64
 DEFAULT_SEED = 100
+# the ranges a manifest's numbers must lie in (a hostile "ef": 1e9 would make every search read the whole
+# graph; a huge M or embedding_size sizes hnswlib's allocations): far beyond any index edge-asc builds
+MAX_EF = 10000  # the broadest hnswlib search accepted (manifest ef / ef_construction, config inference.ef)
+MANIFEST_RANGES = {"embedding_size": (1, 65536), "M": (2, 512), "ef_construction": (1, MAX_EF), "ef": (1, MAX_EF), "count": (0, 1 << 31)}
 
 
 class ArtifactError(Exception):
@@ -88,11 +93,9 @@ def _is_count(value: Any, low: int) -> bool:
 
 
 def json_object(text: str, what: str, where: str) -> dict[str, Any]:
-    """Parse ``text`` as a JSON object; ``where`` names the file, ``what`` the entry."""
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{where}{what} is not valid JSON ({exc})") from exc
+    """Parse ``text`` as a JSON object (bounded: edge_asc.bounded.load_json); ``where`` names the file,
+    ``what`` the entry."""
+    raw = load_json(text, ArtifactError, f"{where}{what}")
     if not isinstance(raw, dict):
         raise ArtifactError(f"{where}{what} must be a JSON object, got {type(raw).__name__}")
     return raw
@@ -163,37 +166,37 @@ class ModelMeta:
 
         fmt = need("format")
         if isinstance(fmt, bool) or not isinstance(fmt, int):
-            raise ArtifactError(f"{where}metadata format must be an integer, got {fmt!r}")
+            raise ArtifactError(f"{where}metadata format must be an integer, got {cut(fmt)}")
         if fmt != METADATA_FORMAT:
             raise ArtifactError(f"{where}metadata format {fmt} is not supported (this edge-asc reads format {METADATA_FORMAT})")
         labels = need("labels")
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
-            raise ArtifactError(f"{where}metadata 'labels' must be a non-empty list of names, got {labels!r}")
+            raise ArtifactError(f"{where}metadata 'labels' must be a non-empty list of names, got {cut(labels)}")
         if len(set(labels)) != len(labels):
             dupes = sorted({x for x in labels if labels.count(x) > 1})
             raise ArtifactError(f"{where}metadata 'labels' repeats {', '.join(dupes)}")
         features = need("features")
         if not isinstance(features, dict):
-            raise ArtifactError(f"{where}metadata 'features' must be an object, got {features!r}")
+            raise ArtifactError(f"{where}metadata 'features' must be an object, got {cut(features)}")
         try:
             feature_config = FeatureConfig.from_dict(features)
         except ConfigError as exc:
             raise ArtifactError(f"{where}metadata {exc}") from exc
         size = need("embedding_size")
         if not _is_count(size, 1):
-            raise ArtifactError(f"{where}metadata 'embedding_size' must be a positive integer, got {size!r}")
+            raise ArtifactError(f"{where}metadata 'embedding_size' must be a positive integer, got {cut(size)}")
         variant = need("variant")
         if variant not in VARIANTS:
-            raise ArtifactError(f"{where}metadata 'variant' {variant!r} is not one of {', '.join(VARIANTS)}")
+            raise ArtifactError(f"{where}metadata 'variant' {cut(variant)} is not one of {', '.join(VARIANTS)}")
         version = need("version")
         if not isinstance(version, str):
-            raise ArtifactError(f"{where}metadata 'version' must be a string, got {version!r}")
+            raise ArtifactError(f"{where}metadata 'version' must be a string, got {cut(version)}")
         for key, expected in (("sample_rate", feature_config.sample_rate), ("segment_samples", feature_config.segment_samples)):
             if key in raw and raw[key] != expected:
-                raise ArtifactError(f"{where}metadata '{key}' is {raw[key]!r} but its feature settings give {expected!r}")
+                raise ArtifactError(f"{where}metadata '{key}' is {cut(raw[key])} but its feature settings give {expected!r}")
         for key in ("model", "train"):
             if not isinstance(raw.get(key, {}), dict):
-                raise ArtifactError(f"{where}metadata '{key}' must be an object, got {raw[key]!r}")
+                raise ArtifactError(f"{where}metadata '{key}' must be an object, got {cut(raw[key])}")
         return cls(
             labels=tuple(labels),
             feature_config=feature_config,
@@ -287,11 +290,7 @@ class IndexManifest:
     @classmethod
     def from_json(cls, text: str, where: str) -> "IndexManifest":
         """Parse and check ``manifest.json``; ``where`` names the file in every refusal."""
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{where}: not valid JSON ({exc})") from exc
-        return cls.from_dict(raw, where)
+        return cls.from_dict(load_json(text, ArtifactError, f"{where}: manifest"), where)
 
     @classmethod
     def from_dict(cls, raw: Any, where: str) -> "IndexManifest":
@@ -300,7 +299,7 @@ class IndexManifest:
             raise ArtifactError(f"{where}: manifest must be a JSON object, got {type(raw).__name__}")
         fmt = raw.get("format")
         if fmt != INDEX_FORMAT:
-            raise ArtifactError(f"{where}: manifest format {fmt!r} is not supported (this edge-asc reads format {INDEX_FORMAT})")
+            raise ArtifactError(f"{where}: manifest format {cut(fmt)} is not supported (this edge-asc reads format {INDEX_FORMAT})")
         names = {f.name for f in dataclasses.fields(cls)}
         missing = sorted(n for n in names if n not in raw and n not in cls.OPTIONAL)
         if missing:
@@ -309,15 +308,20 @@ class IndexManifest:
         if unknown:
             log.warning("%s: manifest keys not understood by this edge-asc: %s", where, ", ".join(unknown))
         if raw["space"] != SPACE:
-            raise ArtifactError(f"{where}: manifest space {raw['space']!r} is not supported (only {SPACE!r})")
-        for key in ("embedding_size", "M", "ef_construction", "ef", "count"):
-            if not _is_count(raw[key], 0 if key == "count" else 1):
-                raise ArtifactError(f"{where}: manifest {key} must be a positive integer, got {raw[key]!r}")
+            raise ArtifactError(f"{where}: manifest space {cut(raw['space'])} is not supported (only {SPACE!r})")
+        for key, (low, high) in MANIFEST_RANGES.items():
+            if not (_is_count(raw[key], low) and raw[key] <= high):
+                raise ArtifactError(f"{where}: manifest {key} must be an integer from {low} to {high}, got {cut(raw[key])}")
+        for key in ("encoder_sha256", "variant", "created", "encoder_file"):
+            if not isinstance(raw.get(key, ""), str):
+                raise ArtifactError(f"{where}: manifest {key} must be a string, got {cut(raw[key])}")
+        if not isinstance(raw.get("dataset", {}), dict):
+            raise ArtifactError(f"{where}: manifest dataset must be an object, got {cut(raw['dataset'])}")
         labels = raw["labels"]
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-            raise ArtifactError(f"{where}: manifest labels must be a list of names, got {labels!r}")
+            raise ArtifactError(f"{where}: manifest labels must be a list of names, got {cut(labels)}")
         if not isinstance(raw["features"], dict):
-            raise ArtifactError(f"{where}: manifest features must be an object, got {raw['features']!r}")
+            raise ArtifactError(f"{where}: manifest features must be an object, got {cut(raw['features'])}")
         kwargs = {k: v for k, v in raw.items() if k in names}
         kwargs["labels"] = tuple(labels)
         kwargs["files"] = file_records(raw.get("files", {}), where)
@@ -327,11 +331,11 @@ class IndexManifest:
 def file_records(raw: Any, where: str) -> dict[str, FileRecord]:
     """The manifest's ``files`` object: name -> {"bytes", "sha256"}."""
     if not isinstance(raw, dict):
-        raise ArtifactError(f"{where}: manifest files must be an object, got {raw!r}")
+        raise ArtifactError(f"{where}: manifest files must be an object, got {cut(raw)}")
     out = {}
     for name, rec in raw.items():
         if not (isinstance(rec, dict) and _is_count(rec.get("bytes"), 0) and isinstance(rec.get("sha256"), str)):
-            raise ArtifactError(f"{where}: manifest files.{name} must be {{\"bytes\": <int>, \"sha256\": <hex>}}, got {rec!r}")
+            raise ArtifactError(f"{where}: manifest files.{one_line(name, 60)} must be {{\"bytes\": <int>, \"sha256\": <hex>}}, got {cut(rec)}")
         out[name] = FileRecord(bytes=rec["bytes"], sha256=rec["sha256"])
     return out
 
@@ -384,7 +388,7 @@ def mismatch_message(index_dir: str | Path, model: str | Path, diffs: Sequence[t
         elif name == "labels":
             lines.append(_labels_difference(a, b))
         else:
-            lines.append(f"{name} is {a!r} in the index but {b!r} in {model}")
+            lines.append(f"{name} is {cut(a)} in the index but {cut(b)} in {model}")
     return f"index {index_dir} does not fit encoder {model}: " + "; ".join(lines)
 
 

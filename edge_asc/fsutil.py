@@ -12,15 +12,22 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
+import re
 import secrets
 import shutil
+import stat
+import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
+
+log = logging.getLogger(__name__)
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 TMP_KIND = "tmp"  # hidden temporary siblings are named .<name>.tmp-<pid>-<random>
+_SIBLING_PID = re.compile(r"-(\d+)-[0-9a-f]+$")  # the writer's pid in a sibling's name
 
 
 def fsync_path(path: str | Path) -> None:
@@ -127,6 +134,66 @@ def _replace_dir(new: Path, target: Path) -> None:
     shutil.rmtree(old)
 
 
+def process_start_time() -> float:
+    """When this process started (Unix time), from /proc; this module's import time where /proc is absent."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])  # starttime, in clock ticks after boot
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return _IMPORTED_AT
+
+
+_IMPORTED_AT = time.time()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def remove_stale_siblings(target: str | Path, kind: str = TMP_KIND) -> list[Path]:
+    """Remove the temporary siblings of ``target`` that killed writers left (``atomic_write_dir`` /
+    ``atomic_open`` interrupted by SIGKILL or a power cut): only directories and files owned by this user,
+    last changed before this process started, whose writer (the pid in the name) is gone. A writer still
+    running, or another user's file, is never touched. Returns what was removed; failures are logged."""
+    target = Path(target)
+    started = process_start_time()
+    removed = []
+    try:
+        candidates = list(target.parent.glob(f".{glob_escape(target.name)}.{kind}-*"))
+    except OSError:
+        return removed
+    for path in candidates:
+        match = _SIBLING_PID.search(path.name)
+        try:
+            st = os.lstat(path)
+            if match is None or st.st_uid != os.getuid() or st.st_mtime >= started or _pid_alive(int(match.group(1))):
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as exc:
+            log.warning("cannot remove %s, left by an interrupted write: %s", path, exc.strerror or exc)
+            continue
+        log.info("removed %s, left by an interrupted write", path)
+        removed.append(path)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters made literal."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
 def atomic_write_dir(target: str | Path, fill: Callable[[Path], None], check: Callable[[Path], object] | None = None) -> Path:
     """Write a directory atomically: ``fill(tmp)`` writes every file into a fresh temporary sibling, each
     file and the directory are fsync'd, ``check(tmp)`` may read it all back, and only then does it
@@ -138,6 +205,7 @@ def atomic_write_dir(target: str | Path, fill: Callable[[Path], None], check: Ca
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"{target}: exists and is not a directory; not replacing it with one")
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(target)  # what killed builds left beside it
     tmp = sibling(target)
     os.mkdir(tmp)  # mode 0o777 less the umask, as the directory it will become
     try:

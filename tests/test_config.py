@@ -108,3 +108,85 @@ def test_a_flag_beats_the_file_and_the_file_beats_the_default(tmp_path: Path):
     config = apply_overrides(train_config_from_file(args.config), flag_overrides(args, train.FLAGS))
     assert (config.epochs, config.lr, config.model.hidden_size, config.augment.enabled) == (3, 0.01, 32, False)
     assert config.batch_size == 64  # the default: neither the file nor a flag set it
+
+
+# --- hostile files: one line, bounded memory ---------------------------------------------------------
+
+from edge_asc.config import MAX_INT_BITS, load_yaml  # noqa: E402
+from edge_asc.daemon.config import load_config  # noqa: E402
+
+BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+) + "source: [*i, *i]\n"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (BILLION_LAUGHS.encode(), "found the alias \\*a: aliases are not accepted in config files"),
+        (b"source: \xff\n", r"config file is not UTF-8 text \(byte 8 is 0xff\)"),
+        (b"decision: " + b"[" * 50_000 + b"]" * 50_000, "nested more than 32 levels deep"),
+        ("".join(" " * i + f"a{i}:\n" for i in range(40)).encode(), "nested more than 32 levels deep"),
+        (b"decision:\n  k: " + b"7" * 5000, "not a usable YAML value"),
+        (b"decision:\n  k: " + b"7" * 4000, "decision.k: <an integer of 13288 bits> is beyond any setting's range"),
+        (b"source: " + b"x" * 2_000_000, "config file larger than 1048576 bytes; refused unread"),
+        (b"source: " + b"x" * 900_000, r"source 'xxxx.*' is not accepted"),
+        (b"? " + b"x" * 900_000 + b"\n: 1", "unknown key xxxx"),
+    ],
+    ids=["billion-laughs", "not-utf8", "deep-flow", "deep-block", "5000-digits", "4000-digits", "2-MB", "900-kB-value", "900-kB-key"],
+)
+def test_a_hostile_config_file_is_one_short_line(tmp_path, content, message):
+    path = tmp_path / "hostile.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    text = str(info.value)
+    assert "\n" not in text and len(text) < 600 and text.startswith(f"{path}: ")
+
+
+def test_the_billion_laughs_is_refused_before_it_expands(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BILLION_LAUGHS)  # 2 x 9^8 = 86 million strings once expanded
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match="aliases are not accepted"):
+            load_config(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MB while loading a 1 kB file"
+
+
+def test_an_integer_setting_longer_than_64_bits_is_refused_without_printing_it():
+    with pytest.raises(ConfigError, match="beyond any setting's range"):
+        from_dict(Outer, {"inner": {"size": 1 << (MAX_INT_BITS + 1)}})
+
+
+def test_the_cli_reports_a_hostile_config_in_one_line_with_exit_2(tmp_path, capsys):
+    from edge_asc.cli import main
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BILLION_LAUGHS)
+    assert main(["run", "--config", str(path), "--check-config"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "aliases are not accepted" in lines[0]
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+YAML_PIECES = st.sampled_from(["source: ", "decision:\n  k: ", "audio:\n", "  ", "- ", "[", "]", "{", "}", "&a ", "*a", "\xff",
+                               "9" * 30, "1e9", "null", "mic", ": ", "\n", "? ", "!!python/object ", "'", '"', ","])
+
+
+@FUZZ
+@given(pieces=st.lists(YAML_PIECES, max_size=40), tail=st.binary(max_size=40))
+def test_fuzzed_config_files_load_or_fail_in_one_line(tmp_path_factory, pieces, tail):
+    path = tmp_path_factory.mktemp("fuzz") / "c.yaml"
+    path.write_bytes("".join(pieces).encode("utf-8", "surrogateescape") + tail)
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 600

@@ -141,9 +141,17 @@ MANIFEST_REFUSALS = [
     (_manifest_case(format=2), "manifest format 2 is not supported"),
     (_manifest_case(count=..., labels=...), "manifest has no count, labels"),
     (_manifest_case(space="cosine"), "manifest space 'cosine' is not supported"),
-    (_manifest_case(M=0), "manifest M must be a positive integer, got 0"),
-    (_manifest_case(count=-1), "manifest count must be a positive integer, got -1"),
-    (_manifest_case(ef=1.5), "manifest ef must be a positive integer, got 1.5"),
+    (_manifest_case(M=0), "manifest M must be an integer from 2 to 512, got 0"),
+    (_manifest_case(count=-1), "manifest count must be an integer from 0 to 2147483648, got -1"),
+    (_manifest_case(ef=1.5), "manifest ef must be an integer from 1 to 10000, got 1.5"),
+    (_manifest_case(ef=1e9), "manifest ef must be an integer from 1 to 10000, got 1000000000.0"),
+    (_manifest_case(ef=10**9), "manifest ef must be an integer from 1 to 10000, got 1000000000"),
+    (_manifest_case(files=None), "manifest files must be an object, got None"),
+    (_manifest_case(files={"index.bin": "x"}), r"manifest files.index.bin must be .*got 'x'"),
+    (_manifest_case(encoder_sha256=7), "manifest encoder_sha256 must be a string, got 7"),
+    (_manifest_case(dataset=[1]), r"manifest dataset must be an object, got \[1\]"),
+    ("[" * 100_000, "manifest is nested more than 32 levels deep"),
+    ("[" * 40 + "]" * 40, "manifest is nested more than 32 levels deep"),
     (_manifest_case(labels="rain"), "manifest labels must be a list of names"),
     (_manifest_case(features=[]), "manifest features must be an object"),
     (_manifest_case(files=[]), "manifest files must be an object"),
@@ -200,3 +208,31 @@ def test_exports_metadata_is_read_back_by_the_runtime_reader():
     assert meta.labels == ("a", "b") and meta.feature_config == FeatureConfig(delta_width=4)
     assert meta.embedding_size == trained.model_config.embedding_size and meta.variant == trained.model_config.variant
     assert meta.to_dict() == raw
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(sorted(sample_manifest().to_dict())), value=JSON_VALUES)
+def test_a_manifest_with_any_value_in_any_field_loads_or_fails_in_one_line(key, value):
+    text = _manifest_case(**{key: value})
+    try:
+        IndexManifest.from_json(text, MANIFEST_PATH)
+    except ArtifactError as exc:
+        assert str(exc).startswith(f"{MANIFEST_PATH}: ") and "\n" not in str(exc) and len(str(exc)) < 600
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(alphabet='[]{}",:0123456789.e-truefalsn \\', max_size=200))
+def test_arbitrary_manifest_text_fails_in_one_line(text):
+    try:
+        IndexManifest.from_json(text, MANIFEST_PATH)
+    except ArtifactError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 600

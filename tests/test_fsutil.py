@@ -134,3 +134,36 @@ def test_the_exchange_swaps_two_directories_in_one_step(tmp_path):
     if not fsutil._exchange(a, b):
         pytest.skip("renameat2(RENAME_EXCHANGE) is not supported here")
     assert (a / "which").read_text() == "b" and (b / "which").read_text() == "a"
+
+
+def test_a_killed_builds_temporary_directory_is_removed_by_the_next_write_but_a_live_writers_is_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from edge_asc.fsutil import atomic_write_dir, remove_stale_siblings
+
+    target = tmp_path / "idx"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".idx.tmp-{dead}-0badcafe"
+    live = tmp_path / f".idx.tmp-{os.getppid()}-0feedbee"  # our parent is alive
+    for d in (stale, live):
+        d.mkdir()
+        (d / "index.bin").write_bytes(b"x" * 1000)
+        os.utime(d, (1_000_000_000, 1_000_000_000))  # long before this process started
+    fresh = tmp_path / f".idx.tmp-{dead}-0fresh00"  # a dead writer's, but changed after this process started
+    fresh.mkdir()
+    atomic_write_dir(target, lambda tmp: (tmp / "a").write_text("1"))
+    assert not stale.exists() and live.exists() and fresh.exists() and (target / "a").read_text() == "1"
+    assert remove_stale_siblings(target) == []
+
+
+def test_another_users_temporary_directory_is_never_removed(tmp_path):
+    from edge_asc.fsutil import remove_stale_siblings
+
+    if os.getuid() != 0:
+        pytest.skip("needs root to make a directory owned by another user")
+    other = tmp_path / ".idx.tmp-999999-00000000"
+    other.mkdir()
+    os.chown(other, 65534, 65534)
+    os.utime(other, (1_000_000_000, 1_000_000_000))
+    assert remove_stale_siblings(tmp_path / "idx") == [] and other.exists()

@@ -17,7 +17,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edge_asc"
 RUNTIME_LAYERS = ("dsp", "runtime", "daemon", "protocol")
-SHARED_MODULES = ("config.py", "contract.py", "fsutil.py", "paths.py")  # top-level modules the runtime layers use
+SHARED_MODULES = ("bounded.py", "config.py", "contract.py", "fsutil.py", "paths.py")  # top-level modules the runtime layers use
 FORBIDDEN_PACKAGES = ("edge_asc.training", "edge_asc.evaluation")
 FORBIDDEN_LIBRARIES = ("torch", "onnx", "librosa", "matplotlib")  # the training extra: not on a device
 

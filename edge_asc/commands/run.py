@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -83,13 +84,14 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_asc.daemon.daemon import Daemon
     from edge_asc.protocol.addresses import ServerError
+    from edge_asc.protocol.limits import TokenError
 
     try:
         daemon = Daemon(cfg, encoder, index, source)  # checks the settings against the model and index
     except ValueError as exc:  # settings the loaded index cannot satisfy (decision.neighbours)
         log.error("%s", exc)
         return 2
-    except ServerError as exc:  # a bad or non-loopback address
+    except (ServerError, TokenError) as exc:  # a bad or non-loopback address, an unusable TCP token file
         log.error("%s", exc)
         return 2
     if args.check_config:
@@ -102,7 +104,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     try:
-        return daemon.run()
+        code = daemon.run()
     except ServerError as exc:  # the socket is taken by a running daemon, or cannot be created
         log.error("%s", exc)
         return 1
+    if source.stuck:  # PortAudio's exit handler would block on the frozen sound server until it thaws
+        log.warning("the audio device is still frozen; exiting without waiting for it")
+        logging.shutdown()
+        os._exit(code)
+    return code

@@ -17,8 +17,12 @@ from typing import Any, Mapping
 
 import yaml
 
+from edge_asc.bounded import cut
 from edge_asc.config import ConfigError, apply_overrides, from_dict, load_yaml
+from edge_asc.contract import MAX_EF
+from edge_asc.dsp.audio_io import MAX_RATE, MIN_RATE, rate_problem
 from edge_asc.protocol.connection import QUEUE_SIZE, SLOW_POLICIES
+from edge_asc.protocol.limits import MAX_CLIENTS, REQUEST_RATE
 from edge_asc.runtime.decision import DEFAULT_K_MAX, MAX_K, MODES, TIE_BREAKS, check_k
 from edge_asc.runtime.pipeline import SILENCE_DBFS
 from edge_asc.runtime.search import UNKNOWN_RATIO
@@ -27,7 +31,6 @@ SOURCE_FORMS = ("mic", "mic:NAME_OR_INDEX", "file:PATH", "stdin")
 LATENCIES = ("low", "high")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_WAIT_S = 3600.0  # the longest no_data_timeout / retry wait accepted
-MAX_EF = 10000  # the broadest hnswlib search accepted (inference.ef)
 
 
 def _f(default: Any, help: str, unit: str = "", choices: tuple | None = None, repr: bool = True) -> Any:
@@ -55,7 +58,7 @@ class SourceSpec:
             return cls("file", arg)
         if kind == "stdin" and not sep:
             return cls("stdin")
-        raise ValueError(f"source {spec!r} is not accepted; accepted forms: {', '.join(SOURCE_FORMS)}")
+        raise ValueError(f"source {cut(spec)} is not accepted; accepted forms: {', '.join(SOURCE_FORMS)}")
 
     def __str__(self) -> str:
         return self.kind + (f":{self.arg}" if self.arg is not None else "")
@@ -72,7 +75,8 @@ class AudioConfig:
     samplerate: int | None = _f(
         None,
         "microphone: the rate to open the device at (null: the model's rate if the device takes it, else the "
-        "device's default rate); stdin: the rate of the raw PCM (null: the model's rate). Resampled to the model's rate",
+        f"device's default rate); stdin: the rate of the raw PCM (null: the model's rate). From {MIN_RATE} to {MAX_RATE} Hz "
+        "(files too); resampled to the model's rate",
         "Hz",
     )
     channels: int = _f(1, "channels to capture (microphone) or interleaved in the PCM (stdin); mixed to mono", "channels")
@@ -85,8 +89,8 @@ class AudioConfig:
     retry_max: float = _f(10.0, "longest wait between two attempts to reopen a lost microphone", "s")
 
     def __post_init__(self) -> None:
-        if self.samplerate is not None and not 1000 <= self.samplerate <= 384000:
-            raise ValueError(f"samplerate must be from 1000 to 384000 Hz or null, got {self.samplerate}")
+        if self.samplerate is not None and rate_problem(self.samplerate):
+            raise ValueError(f"samplerate must be from {MIN_RATE} to {MAX_RATE} Hz or null, got {self.samplerate}")
         if not 1 <= self.channels <= 64:
             raise ValueError(f"channels must be from 1 to 64, got {self.channels}")
         if not 0 <= self.blocksize <= 65536:
@@ -153,12 +157,19 @@ class ServerConfig:
     slow_policy: str = _f(SLOW_POLICIES[0], "a client whose queue is full loses its oldest events (counted and reported to it) or is disconnected", "", SLOW_POLICIES)
     wait_for_client: bool = _f(False, "start the audio source only once the first client has connected (demos, tests: no event is missed)")
     allow_enroll: bool = _f(False, "accept enroll and forget requests on the socket (anyone who can connect may then change the enrolled places)")
+    tcp_token_file: Path | None = _f(None, "TCP clients that send this file's token in an auth request may change settings; without it (or when null) TCP clients only read events. The file must not be readable by other users")
+    max_clients: int = _f(MAX_CLIENTS, "connected clients at most, on the Unix socket and again on TCP (counted apart); more are told busy and closed", "clients")
+    request_rate: float = _f(REQUEST_RATE, "requests per second one client may sustain (bursts of twice that); excess ones get a rate_limited error", "requests/s")
 
     def __post_init__(self) -> None:
         if self.tcp is not None:
             parse_hostport(self.tcp)
         if not 1 <= self.queue_size <= 100000:
             raise ValueError(f"queue_size must be from 1 to 100000, got {self.queue_size}")
+        if not 1 <= self.max_clients <= 10000:
+            raise ValueError(f"max_clients must be from 1 to 10000, got {self.max_clients}")
+        if not (math.isfinite(self.request_rate) and 0.1 <= self.request_rate <= 100000):
+            raise ValueError(f"request_rate must be from 0.1 to 100000, got {self.request_rate}")
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from edge_asc.daemon.outlets import Outlets
 from edge_asc.daemon.reload import OverlayWatcher
 from edge_asc.daemon.sdnotify import Notifier
 from edge_asc.protocol.addresses import default_socket_path
+from edge_asc.protocol.limits import read_token_file
 from edge_asc.protocol.server import EventServer
 from edge_asc.daemon.sources import Source, SourceError
 
@@ -71,6 +72,7 @@ class Daemon:
         self.pipeline = Pipeline(encoder, index, self.policy, dc.neighbours, silence_dbfs=dc.silence_dbfs)
         self.source = source
         self.notifier = notifier or Notifier()
+        source.keepalive = self.notifier.watchdog  # a device call waiting on a frozen sound server still pings
         sc = config.server
         self.socket_path = sc.socket if sc.socket is not None else default_socket_path()
         self.server = EventServer(
@@ -79,6 +81,10 @@ class Daemon:
             on_request=self._on_request,
             queue_size=sc.queue_size,
             slow_policy=sc.slow_policy,
+            max_clients=sc.max_clients,
+            request_rate=sc.request_rate,
+            tcp_read_only=True,  # TCP reaches past the Unix socket's permissions: changes only with the token
+            tcp_token=read_token_file(sc.tcp_token_file) if sc.tcp_token_file is not None else None,
         )
         self.enrolments = None if self.watcher is None else LiveEnrolments(
             self.watcher.directory, encoder.meta, tuple(self.meta.labels), self.server.publish, self._ask_reload,
@@ -116,11 +122,13 @@ class Daemon:
 
     def _on_request(self, request: Request):
         if isinstance(request, Set):
+            before = (self.policy.k, self.policy.mode, self.policy.k_max)
             try:
                 self.policy.set(k=request.k, mode=request.mode, k_max=request.k_max)  # at once: no segment sees half of it
             except ValueError as exc:
                 raise ProtocolError(str(exc)) from None
-            log.info("decision policy set to k=%d, mode=%s, k_max=%d", self.policy.k, self.policy.mode, self.policy.k_max)
+            if (self.policy.k, self.policy.mode, self.policy.k_max) != before:  # logged once per change, not per request
+                log.info("decision policy set to k=%d, mode=%s, k_max=%d", self.policy.k, self.policy.mode, self.policy.k_max)
             return self.status()  # the new settings, to the client that asked
         if isinstance(request, (Enroll, Forget)):
             if not self.config.server.allow_enroll or self.enrolments is None:
@@ -323,10 +331,10 @@ class Daemon:
             reason = self._stream(Conditioner(self.source.rate, self.rate, self.source.description))
             if reason is None:
                 return  # told to stop, or a finite source ended
-            self.source.close()
             self.source_lost = True
             retrying = "" if self.source.finite else "; retrying"  # a file or stdin is not reopened
             self._error(SOURCE_LOST, f"audio source lost: {self.source.description}: {reason}{retrying}")
+            self.source.close()  # after the loss is published: a frozen device may take DEVICE_CALL_TIMEOUT_S here
             if self.source.finite:
                 self.stop(1)
                 return
@@ -347,6 +355,11 @@ class Daemon:
             while (item := ring.read()) is not None:
                 block, arrived = item
                 self._process(conditioner.process(block), arrived)
+                self.notifier.watchdog()  # rate-limited inside: a long drain still feeds the watchdog
+                if not stopping and self._worker_stop.is_set():
+                    break  # a fast reader refills the ring as it drains: close the source first (above)
+            if self._worker_stop.is_set() and not stopping:
+                continue  # told to stop while draining: the next pass closes the source and drains the rest
             if stopping:
                 return None
             if finished:

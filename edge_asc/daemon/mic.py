@@ -3,20 +3,31 @@
 The stream's callback only copies into the ring (RingBuffer.write) and counts PortAudio's input
 overflow flags. sounddevice is imported when a device is listed or opened, so the rest of the daemon
 loads without PortAudio.
+
+A frozen sound server (PulseAudio stopped with SIGSTOP, a wedged driver) makes PortAudio's open, abort
+and close block for as long as it stays frozen. Those calls therefore run on a thread of their own
+(``_device_call``) and the worker waits at most DEVICE_CALL_TIMEOUT_S: it reports the loss, keeps
+feeding the watchdog and retries; while an abandoned call is still blocked, no other PortAudio call is
+made (``open`` fails at once, saying so), and a stream that such a call opens late is closed by it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from edge_asc.daemon.ring import RingBuffer
+from edge_asc.dsp.audio_io import rate_problem
 from edge_asc.daemon.sources import Source, SourceError
 
 log = logging.getLogger(__name__)
+
+DEVICE_CALL_TIMEOUT_S = 3.0  # longest wait for PortAudio to open or close a stream (a healthy one takes ms)
+KEEPALIVE_S = 0.25  # while waiting for a device call, the source's keepalive (the watchdog) is called this often
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,43 @@ class MicSource(Source):
         self.device: InputDevice | None = None
         self._stream = None
         self._opens = 0
+        self._stuck: threading.Thread | None = None  # a device call that did not return in time
+        self._stuck_since = 0.0
+
+    @property
+    def stuck(self) -> bool:
+        """A PortAudio call of ours is still blocked (the sound server is frozen)."""
+        return self._stuck is not None and self._stuck.is_alive()
+
+    def _device_call(self, fn, what: str):
+        """``fn()`` on its own thread, waited for at most DEVICE_CALL_TIMEOUT_S: its result, or its
+        exception, or SourceError when it did not return in time (the call is abandoned, still running)."""
+        if self.stuck:
+            raise SourceError(f"the audio device has not answered for {time.monotonic() - self._stuck_since:.0f} s "
+                              f"(sound server frozen?); not {what} until it does")
+        box: dict = {}
+        done, abandoned = threading.Event(), threading.Event()
+
+        def call() -> None:
+            try:
+                box["result"] = fn(abandoned)
+            except BaseException as exc:  # handed to the waiting caller
+                box["error"] = exc
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=call, name=f"edge-asc-mic-{what.split()[0]}", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + DEVICE_CALL_TIMEOUT_S
+        while not done.wait(min(KEEPALIVE_S, max(0.0, deadline - time.monotonic()))) and time.monotonic() < deadline:
+            self.keepalive()  # the daemon's watchdog ping: waiting here is not hanging
+        if not done.is_set():
+            abandoned.set()
+            self._stuck, self._stuck_since = thread, time.monotonic()
+            raise SourceError(f"the audio device did not answer within {DEVICE_CALL_TIMEOUT_S:g} s while {what} (sound server frozen?)")
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
 
     @property
     def description(self) -> str:
@@ -146,6 +194,9 @@ class MicSource(Source):
         candidates = [self.requested_rate] if self.requested_rate else [self.model_rate, int(device.default_rate)]
         errors = []
         for rate in dict.fromkeys(candidates):
+            if rate_problem(int(rate)):  # a device's odd default rate: never handed to the resampler
+                errors.append(f"{rate} Hz: {rate_problem(int(rate))}")
+                continue
             try:
                 sd.check_input_settings(device=device.index, channels=channels, dtype="float32", samplerate=rate)
                 return int(rate)
@@ -160,6 +211,17 @@ class MicSource(Source):
             raise SourceError(f"cannot load PortAudio ({exc}); install it (apt install libportaudio2)") from exc
         self.close()
         try:
+            self._stream = self._device_call(lambda done: self._open_stream(sd, done), "opening the input stream")
+        finally:
+            self._opens += 1
+        self.opened_at = time.monotonic()
+        log.info("capturing from %s", self.description)
+
+    def _open_stream(self, sd, abandoned: threading.Event):
+        """Find the device, open and start its stream (on the device-call thread); returns the stream.
+        If the worker stopped waiting meanwhile (``abandoned``), the late stream is closed here."""
+        stream = None
+        try:
             devices = list_input_devices(rescan=self._opens > 0)
             device = find_input_device(devices, self.device_spec)
             if self.requested_channels > device.channels:
@@ -171,7 +233,7 @@ class MicSource(Source):
             self.rate = self._pick_rate(sd, device, self.channels)
             self.device = device
             ring = self._make_ring()
-            self._stream = sd.InputStream(
+            stream = sd.InputStream(
                 device=device.index,
                 samplerate=self.rate,
                 channels=self.channels,
@@ -180,14 +242,14 @@ class MicSource(Source):
                 latency=self.latency,
                 callback=self._callback(ring),
             )
-            self._stream.start()
+            stream.start()
         except sd.PortAudioError as exc:
-            self.close()
+            if stream is not None:
+                _close_stream(stream)
             raise SourceError(f"cannot open input device {self.device_spec or 'default'}: {exc}") from exc
-        finally:
-            self._opens += 1
-        self.opened_at = time.monotonic()
-        log.info("capturing from %s", self.description)
+        if abandoned.is_set():  # abandoned meanwhile: nobody will use or close this stream
+            _close_stream(stream)
+        return stream
 
     def _callback(self, ring: RingBuffer):
         """The PortAudio callback: copy into the ring, count overflow flags. Nothing else."""
@@ -208,15 +270,22 @@ class MicSource(Source):
         return None
 
     def close(self) -> None:
+        """Stop the stream (waiting at most DEVICE_CALL_TIMEOUT_S for PortAudio) and close the ring."""
         s, self._stream = self._stream, None
-        if s is not None:
-            try:
-                s.abort()
-            except _sd().PortAudioError as exc:  # a stream whose device vanished may refuse to stop
-                log.debug("aborting the input stream: %s", exc)
-            try:
-                s.close()
-            except _sd().PortAudioError as exc:
-                log.debug("closing the input stream: %s", exc)
         if self.ring is not None:
             self.ring.close()
+        if s is not None:
+            try:
+                self._device_call(lambda done: _close_stream(s), "closing the input stream")
+            except SourceError as exc:
+                log.warning("%s; the stream is abandoned", exc)
+
+
+def _close_stream(stream) -> None:
+    """Abort and close a stream; a stream whose device vanished may refuse either (logged, not raised)."""
+    sd = _sd()
+    for step in (stream.abort, stream.close):
+        try:
+            step()
+        except sd.PortAudioError as exc:
+            log.debug("%s of the input stream: %s", step.__name__, exc)

@@ -12,16 +12,17 @@ The microphone is in edge_asc.daemon.mic; soundfile is imported when a file is r
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 
-from edge_asc.dsp.audio_io import AudioFileError, audio_info, iter_audio
+from edge_asc.dsp.audio_io import AudioFileError, audio_info, iter_audio, rate_problem
 from edge_asc.daemon.ring import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Source(ABC):
 
     kind = "source"
     finite = False  # files and stdin end; a microphone does not
+    stuck = False  # a device call still blocked (a frozen sound server): see edge_asc.daemon.mic
 
     def __init__(self, ring_seconds: float = 4.0) -> None:
         self.ring_seconds = ring_seconds
@@ -49,6 +51,7 @@ class Source(ABC):
         self.input_overflows = 0  # PortAudio input-overflow flags seen by the current stream (microphone)
         self._past_overflows = 0  # overflows of the rings and streams before the current one
         self._overflow_lock = threading.Lock()  # reopen vs status readers; never taken by the audio callback
+        self.keepalive: Callable[[], object] = lambda: None  # called while open/close wait (the daemon's watchdog)
 
     @property
     def description(self) -> str:
@@ -203,18 +206,26 @@ class FileSource(_ThreadSource):
 
 
 class StdinSource(_ThreadSource):
-    """Raw interleaved signed 16-bit little-endian PCM from a binary stream (standard input by default)."""
+    """Raw interleaved signed 16-bit little-endian PCM from a binary stream (standard input by default).
+
+    A pipe gives the reader the same end of file whether its writer finished or was killed, so the
+    daemon cannot tell them apart (a trailing partial frame is logged as a hint); the shell can:
+    ``set -o pipefail`` makes ``arecord ... | edge-asc run --source stdin`` fail when arecord did."""
 
     kind = "stdin"
     join_seconds = 0.0  # its thread may sit in a blocking read of the pipe; it is a daemon thread
 
     def __init__(self, rate: int, channels: int = 1, blocksize: int = FILE_BLOCK, stream: BinaryIO | None = None, ring_seconds: float = 4.0) -> None:
         super().__init__(ring_seconds)
-        if rate <= 0 or channels <= 0:
-            raise SourceError(f"stdin needs a positive rate and channel count, got {rate} Hz x{channels}")
+        if channels <= 0:
+            raise SourceError(f"stdin needs a positive channel count, got {channels}")
+        if rate_problem(rate):
+            raise SourceError(f"stdin: {rate_problem(rate)} (--rate)")
         self.rate = rate
         self.channels = channels
         self.blocksize = blocksize or FILE_BLOCK
+        if stream is None:
+            stream = _stdin_stream()
         self.stream = stream
         self._opened = False
 
@@ -226,8 +237,6 @@ class StdinSource(_ThreadSource):
         if self._opened:
             raise SourceError("standard input cannot be reopened")
         self._opened = True
-        if self.stream is None:
-            self.stream = sys.stdin.buffer
         self._start()
 
     def _produce(self) -> None:
@@ -252,6 +261,17 @@ class StdinSource(_ThreadSource):
                     return
         if pending:
             log.warning("stdin: %d trailing bytes do not make a whole frame; ignored", len(pending))
+
+
+def _stdin_stream() -> BinaryIO:
+    """The process's standard input as a binary stream; SourceError when there is none (fd 0 closed)."""
+    try:
+        os.fstat(0)
+    except OSError as exc:
+        raise SourceError(f"--source stdin: standard input is not open ({exc.strerror or exc}); pipe raw PCM into edge-asc run") from None
+    if sys.stdin is None:
+        raise SourceError("--source stdin: standard input is not open; pipe raw PCM into edge-asc run")
+    return sys.stdin.buffer
 
 
 def make_source(spec, cfg_audio, model_rate: int) -> Source:

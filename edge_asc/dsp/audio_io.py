@@ -18,10 +18,22 @@ from edge_asc.dsp.resample import StreamResampler, resample
 log = logging.getLogger(__name__)
 
 READ_BLOCK = 65536  # frames per read when streaming a file
+# The input sample rates edge-asc accepts, from files, stdin (--rate) and microphones. Telephony's 8 kHz to
+# the 192 kHz of studio interfaces covers every real input; a header claiming more (10 MHz, 2^31-1 Hz) is a
+# hostile or broken file, refused before the resampler is built (its filter grows with the rate).
+MIN_RATE = 8000
+MAX_RATE = 192000
 
 
 class AudioFileError(Exception):
     """A file that cannot be used as audio; the message names the file and the reason."""
+
+
+def rate_problem(rate: int) -> str | None:
+    """Why ``rate`` (Hz) is not an accepted input sample rate (MIN_RATE..MAX_RATE), or None."""
+    if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
+        return f"sample rate {rate} Hz is outside the accepted {MIN_RATE}..{MAX_RATE} Hz"
+    return None
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,9 @@ def audio_info(path: str | Path) -> AudioInfo:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or OSError by version
         raise AudioFileError(f"{path}: cannot read audio ({_reason(exc, Path(path))})") from exc
+    problem = rate_problem(int(info.samplerate))
+    if problem is not None:
+        raise AudioFileError(f"{path}: {problem}")
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames))
 
 

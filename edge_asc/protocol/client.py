@@ -24,7 +24,7 @@ import socket
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from edge_asc.protocol.messages import ALWAYS_EVENTS, Event, Hello, Ping, Request, Set, Subscribe, UnknownTypeError
+from edge_asc.protocol.messages import ALWAYS_EVENTS, Auth, Event, Hello, Ping, Request, Set, Subscribe, UnknownTypeError
 from edge_asc.protocol.records import ProtocolError
 from edge_asc.protocol.addresses import Address, ServerError, check_private_dir, default_socket_path, parse_uri, socket_path_candidates, tmp_socket_dir
 
@@ -104,9 +104,10 @@ def _group_hint(path: Path | None) -> str:
 class Client:
     """One connection to the daemon: send requests, read events (``None`` at the end)."""
 
-    def __init__(self, uri: str | Path | None = None, timeout: float | None = None) -> None:
+    def __init__(self, uri: str | Path | None = None, timeout: float | None = None, token: str | None = None) -> None:
         self.uri = uri
         self.timeout = timeout  # seconds to wait for the next event (None: forever)
+        self.token = token  # TCP: sent in an ``auth`` request right after the hello (protocol/limits.py)
         self.hello: Hello | None = None
         self._sock: socket.socket | None = None
         self._buf = bytearray()
@@ -119,6 +120,8 @@ class Client:
             self.close()
             raise ProtocolError(f"expected a hello from the daemon, got {'nothing' if event is None else event.type}")
         self.hello = event
+        if self.token is not None:
+            self.send(Auth(self.token))  # answered with pong, or unauthorized (read like any other event)
         return event
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ import collections
 import time
 from dataclasses import dataclass
 
+from edge_asc.protocol.limits import RequestBudget
 from edge_asc.protocol.messages import ALWAYS_EVENTS, DEFAULT_EVENTS
 
 SLOW_POLICIES = ("drop_oldest", "disconnect")  # what happens to a client whose queue is full; the first is the default
@@ -32,6 +33,7 @@ class ServerStats:
     disconnects: int  # clients disconnected for being too slow (slow_policy "disconnect")
     published: int  # events published since start
     clients: tuple[ClientStats, ...]
+    rate_limited: int = 0  # requests refused for going over a client's rate since start (protocol/limits.py)
 
 
 class Connection:
@@ -49,6 +51,8 @@ class Connection:
         self.close_when_flushed = False
         self.aborted = False
         self.connected_at = time.monotonic()
+        self.budget = RequestBudget()  # requests it may still send now (the server sets its rate)
+        self.trusted = True  # may change settings (a TCP client without the token may not)
 
     @property
     def name(self) -> str:

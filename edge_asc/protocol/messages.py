@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from edge_asc.bounded import MAX_DEPTH, depth
 from edge_asc.protocol.records import ProtocolError, Record, describe
 from edge_asc.runtime.decision import check_k, check_mode
 
@@ -41,6 +42,9 @@ DROPPED = "dropped"  # ``count`` events were dropped because this client read to
 INTERNAL = "internal"  # the daemon failed to handle a valid request (its log has the details)
 ENROL_REFUSED = "enrol_refused"  # an enroll / forget request that was not carried out; the message says why
 MAX_ENROL_S = 600.0  # the longest enrolment one request may ask for
+RATE_LIMITED = "rate_limited"  # requests over the client's rate were not handled; ``count`` says how many (added in version 1)
+UNAUTHORIZED = "unauthorized"  # a TCP client without the token asked for a change, or sent a wrong token (added in version 1)
+BUSY = "busy"  # the daemon serves its maximum number of clients; the connection is closed (added in version 1)
 
 REQUEST_PREVIEW_CHARS = 200  # how much of an offending request an ``error`` event quotes
 
@@ -131,6 +135,10 @@ class Message(Record):
             raise ProtocolError(f"not JSON: {exc.msg} at column {exc.colno}") from None
         except RecursionError:
             raise ProtocolError("not JSON this side accepts: nested too deeply") from None
+        except ValueError:  # an integer longer than Python's int-from-str limit
+            raise ProtocolError("not JSON this side accepts: a number too long") from None
+        if depth(data, MAX_DEPTH) > MAX_DEPTH:
+            raise ProtocolError(f"not JSON this side accepts: nested more than {MAX_DEPTH} levels deep")
         return cls.from_json(data)
 
     @classmethod
@@ -341,6 +349,15 @@ class Ping(Request):
     """Ask for a ``pong``."""
 
     type: ClassVar[str] = "ping"
+
+
+@dataclass(frozen=True)
+class Auth(Request):
+    """A TCP client's first request: the shared token (server.tcp_token_file) that lets it change
+    settings; without it a TCP client only reads events. Added in version 1."""
+
+    type: ClassVar[str] = "auth"
+    token: str
 
 
 @dataclass(frozen=True)

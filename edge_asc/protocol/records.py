@@ -16,6 +16,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from edge_asc.bounded import cut
+
 
 class ProtocolError(ValueError):
     """A line or a message that does not follow the protocol; the message says what is wrong."""
@@ -107,8 +109,8 @@ _SCALAR_CHECKS = {bool: _check_bool, int: _check_int, float: _check_float, str: 
 
 
 def describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:60] + '...'}"
+    """The type and a short repr of a value, bounded whatever the value (edge_asc.bounded.cut)."""
+    return f"{type(value).__name__} {cut(value)}"
 
 
 def _plain(value: Any) -> Any:

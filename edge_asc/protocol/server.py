@@ -17,10 +17,16 @@ client. On the loop, each connection has
   ``MAX_BAD_REQUESTS`` bad lines in a row, or an endless line, the connection is closed. A client
   that closes its sending side (``echo ... | socat -t 1e9 - UNIX-CONNECT:...``) keeps receiving.
 
+Limits (edge_asc.protocol.limits): at most ``max_clients`` connections (more are told ``busy``); a
+request rate per client (excess requests are counted and answered with ``rate_limited``, and the
+client's socket is not read until its budget refills); TCP clients are read-only unless they send the
+shared token in an ``auth`` request (``tcp_read_only`` / ``tcp_token``); accept() failures are logged
+once per burst.
+
 ``subscribe`` and ``ping`` are handled here; every other valid request (``set``) goes to the
 ``on_request`` callback, on the server's thread, and what it returns is sent to that client only.
 
-The module is long (about 480 lines) because EventServer is one state machine on one asyncio loop: its
+The module is long (about 500 lines) because EventServer is one state machine on one asyncio loop: its
 life cycle, fan-out, queues and request handling share that loop's state. Addresses, listening sockets
 and the per-connection record live in their own modules (addresses, sockets, connection).
 """
@@ -55,6 +61,7 @@ from edge_asc.protocol.messages import (
     Subscribe,
     preview,
 )
+from edge_asc.protocol.limits import MAX_CLIENTS, REQUEST_RATE, Gatekeeper
 from edge_asc.protocol.sockets import listen_tcp, listen_unix
 
 log = logging.getLogger(__name__)
@@ -89,6 +96,10 @@ class EventServer:
         *,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         allow_remote: bool = False,
+        max_clients: int = MAX_CLIENTS,
+        request_rate: float = REQUEST_RATE,
+        tcp_read_only: bool = False,
+        tcp_token: str | None = None,
     ) -> None:
         if not uris:
             raise ServerError("no address to listen on")
@@ -108,6 +119,7 @@ class EventServer:
         self._queue_size = queue_size
         self._slow_policy = slow_policy
         self._max_request_bytes = max_request_bytes
+        self._gate = Gatekeeper(max_clients, request_rate, tcp_read_only, tcp_token)  # clients, rates, TCP access
         self._run_lock = threading.Lock()  # guards _running against publish() racing stop()
         self._running = False
         self._stopped = False
@@ -225,13 +237,14 @@ class EventServer:
             )
             for c in conns
         )
-        return ServerStats(len(clients), self._drops, self._disconnects, self._published, clients)
+        return ServerStats(len(clients), self._drops, self._disconnects, self._published, clients, self._gate.rate_limited)
 
     # --- the loop's side ---
 
     def _run(self, socks: list[socket.socket], ready: threading.Event, failure: list[BaseException]) -> None:
         loop = self._loop
         asyncio.set_event_loop(loop)
+        loop.set_exception_handler(self._gate.loop_exception)
         try:
             loop.run_until_complete(self._open(socks))
         except Exception as exc:  # reported to start()'s caller
@@ -327,7 +340,13 @@ class EventServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
+        busy = self._gate.refusal(peer, [c.peer for c in self._conns.values()])
+        if busy is not None:
+            writer.write(busy.to_line())
+            writer.close()  # after the line is written
+            return
         conn = Connection(self._next_id, peer, writer)
+        self._gate.admit(conn)
         self._next_id += 1
         writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         sock = writer.get_extra_info("socket")
@@ -410,8 +429,12 @@ class EventServer:
                 if buf and not skipping:
                     self._handle_line(conn, bytes(buf))
                 return
+            if conn.budget.refused:
+                await self._gate.throttle(conn, self._enqueue)
             buf += chunk
             while not conn.close_when_flushed:
+                if not skipping:
+                    self._gate.count_flood(conn.budget, buf)  # a flood's lines are counted, not split one by one
                 end = buf.find(b"\n")
                 if end < 0:
                     if len(buf) > limit:
@@ -426,6 +449,8 @@ class EventServer:
                 del buf[: end + 1]
                 if skipping:  # the end of an over-long line, already reported
                     skipping = 0
+                elif line.strip() and not self._gate.take(conn.budget):  # over its rate: counted, not parsed
+                    pass
                 elif len(line) > limit:
                     self._bad_request(conn, f"request line longer than {limit} bytes", line[:REQUEST_PREVIEW_BYTES])
                 else:
@@ -438,6 +463,13 @@ class EventServer:
             request = Request.from_line(line)
         except ProtocolError as exc:
             self._bad_request(conn, str(exc), line)
+            return
+        if self._gate.needs_authority(conn, request):
+            reply, refused = self._gate.authorize(conn, request, line)
+            self._enqueue(conn, reply.to_line())
+            conn.bad_requests += refused  # guessing the token closes the connection like bad requests do
+            if conn.bad_requests >= MAX_BAD_REQUESTS:
+                self._refuse(conn, f"{conn.bad_requests} refused requests in a row; closing the connection")
             return
         conn.bad_requests = 0
         if isinstance(request, Subscribe):

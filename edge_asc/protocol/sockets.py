@@ -36,14 +36,30 @@ def socket_answers(path: Path) -> bool:
     return True
 
 
+def make_dirs(directory: Path, mode: int) -> None:
+    """Create ``directory`` and its missing parents, each with exactly ``mode`` whatever the umask
+    (mkdir's mode is masked by it: under umask 000 a 0750 request would still give 0750, but parents
+    made by mkdir -p would get 0777). Existing directories are left as they are."""
+    missing = []
+    for d in (directory, *directory.parents):
+        if d.is_dir():
+            break
+        missing.append(d)
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+        except FileExistsError:
+            continue  # made meanwhile by someone else: theirs, left alone
+        os.chmod(d, mode)
+        log.info("created socket directory %s (mode %04o)", d, mode)
+
+
 def listen_unix(path: Path) -> tuple[socket.socket, int]:
     """A listening Unix socket at ``path`` (mode 0660) and the inode of its file."""
     if path.parent == tmp_socket_dir():
         make_private_dir(path.parent)
     try:
-        if not path.parent.is_dir():
-            path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            log.info("created socket directory %s", path.parent)
+        make_dirs(path.parent, DIR_MODE)
     except OSError as exc:
         raise ServerError(f"cannot create the socket directory {path.parent}: {exc.strerror or exc}") from exc
     if os.path.lexists(path):

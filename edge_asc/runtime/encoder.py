@@ -19,9 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from edge_asc.bounded import MAX_TEXT_FILE_BYTES
 from edge_asc.contract import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ArtifactError, ModelMeta
 
 log = logging.getLogger(__name__)
+
+MAX_MODEL_BYTES = 256 << 20  # an encoder file: the shipped one is 0.25 MB, a large variant a few MB
 
 
 def _session_options(threads: int):
@@ -51,20 +54,18 @@ class Encoder:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = f.read(MAX_MODEL_BYTES + 1)  # bounded: a hostile or wrong file is not read whole
         except OSError as exc:
             raise ArtifactError(f"{path}: cannot read encoder file ({exc.strerror or exc})") from exc
+        if len(data) > MAX_MODEL_BYTES:
+            raise ArtifactError(f"{path}: larger than {MAX_MODEL_BYTES} bytes; not an edge-asc encoder (they are well under 10 MB)")
         sha256 = hashlib.sha256(data).hexdigest()
         try:
             self.session = ort.InferenceSession(data, sess_options=_session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph classes
             raise ArtifactError(f"{path}: not a usable ONNX model ({_first_line(exc)})") from exc
-        props = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in props:
-            raise ArtifactError(
-                f"{path}: ONNX model has no '{METADATA_KEY}' metadata (not exported by edge-asc export?)"
-            )
-        self.meta = ModelMeta.from_json(props[METADATA_KEY], sha256, path)
+        self.meta = ModelMeta.from_json(_metadata_text(self.session, path), sha256, path)
         self.threads = threads
         self._check_graph()
         log.debug("encoder %s: %d labels, D=%d, variant %s", path, len(self.meta.labels), self.meta.embedding_size, self.meta.variant)
@@ -118,6 +119,20 @@ class Encoder:
 
     def __repr__(self) -> str:
         return f"Encoder({str(self.path)!r}, D={self.meta.embedding_size}, variant={self.meta.variant!r})"
+
+
+def _metadata_text(session: Any, path: Path) -> str:
+    """The ``edge_asc`` metadata entry of the model: present, UTF-8 and at most MAX_TEXT_FILE_BYTES long."""
+    try:
+        props = session.get_modelmeta().custom_metadata_map  # onnxruntime decodes every entry as UTF-8
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{path}: ONNX metadata is not UTF-8 text (byte {exc.start} of an entry)") from None
+    if METADATA_KEY not in props:
+        raise ArtifactError(f"{path}: ONNX model has no '{METADATA_KEY}' metadata (not exported by edge-asc export?)")
+    text = props[METADATA_KEY]
+    if len(text) > MAX_TEXT_FILE_BYTES:
+        raise ArtifactError(f"{path}: ONNX metadata '{METADATA_KEY}' is longer than {MAX_TEXT_FILE_BYTES} characters; refused unread")
+    return text
 
 
 def _first_line(exc: Exception) -> str:

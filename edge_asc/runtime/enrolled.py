@@ -26,9 +26,10 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from edge_asc.bounded import cut, read_text
 from edge_asc.contract import MANIFEST_FILE, ArtifactError, ArtifactMismatch, FileRecord, ModelMeta, file_records, json_object, short_sha
 from edge_asc.fsutil import atomic_write_dir
-from edge_asc.runtime.items import check_file
+from edge_asc.runtime.items import check_file, load_npz
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ ENROLLED_LOCK_SUFFIX = ".lock"
 UNKNOWN_LABEL = "unknown"  # the decision for audio far from every enrolled place; never an enrolled label
 SILENCE_LABEL = "silence"  # the decision for a segment below the level gate (runtime.pipeline); never an enrolled label
 LABEL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # what an enrolled label may be (a fullmatch)
+ENROLLED_MANIFEST_LIMIT = 16 << 20  # bytes: a manifest lists every enrolment (a few hundred bytes each)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class EnrolledManifest:
     def from_json(cls, text: str, where: str) -> "EnrolledManifest":
         raw = json_object(text, "manifest", f"{where}: ")
         if raw.get("format") != ENROLLED_FORMAT:
-            raise ArtifactError(f"{where}: enrolled-places format {raw.get('format')!r} is not supported (this edge-asc reads {ENROLLED_FORMAT})")
+            raise ArtifactError(f"{where}: enrolled-places format {cut(raw.get('format'))} is not supported (this edge-asc reads {ENROLLED_FORMAT})")
         try:
             enrolments = tuple(Enrolment(**e) for e in raw["enrolments"])
             out = cls(
@@ -222,20 +224,17 @@ class EnrolledSet:
     def load(cls, directory: str | Path, meta: ModelMeta | None = None) -> "EnrolledSet":
         """Read an overlay; given the encoder's metadata, refuse one made with another encoder."""
         directory = Path(directory)
-        try:
-            text = (directory / MANIFEST_FILE).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ArtifactError(f"enrolled places {directory}: cannot read {MANIFEST_FILE} ({exc.strerror or exc})") from exc
+        text = read_text(directory / MANIFEST_FILE, ArtifactError, "enrolled-places manifest", ENROLLED_MANIFEST_LIMIT)
         manifest = EnrolledManifest.from_json(text, str(directory / MANIFEST_FILE))
         if meta is not None:
             manifest.check_encoder(meta, directory)
         path = directory / ENROLLED_ITEMS_FILE
         check_file(path, manifest.files.get(ENROLLED_ITEMS_FILE))
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                emb, lab, enr, off = (z[name] for name in ENROLLED_ARRAYS)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ArtifactError(f"{path}: cannot read the enrolled items ({exc})") from exc
+        arrays = load_npz(path, ENROLLED_ARRAYS, "the enrolled items")
+        missing = [name for name in ENROLLED_ARRAYS if name not in arrays]
+        if missing:
+            raise ArtifactError(f"{path}: has no {', '.join(missing)}")
+        emb, lab, enr, off = (arrays[name] for name in ENROLLED_ARRAYS)
         m = manifest.count
         if emb.shape != (m, manifest.embedding_size) or lab.shape != (m,) or enr.shape != (m,) or off.shape != (m,):
             raise ArtifactError(f"{path}: arrays do not hold the manifest's {m} items of size {manifest.embedding_size}")

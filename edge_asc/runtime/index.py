@@ -40,7 +40,8 @@ from edge_asc.contract import (
     ModelMeta,
     check_fits,
 )
-from edge_asc.fsutil import atomic_write_dir
+from edge_asc.bounded import read_text
+from edge_asc.fsutil import atomic_write_dir, remove_stale_siblings
 from edge_asc.runtime.items import check_file, id_table, read_items, write_items
 from edge_asc.runtime.select import select_per_label
 
@@ -277,10 +278,8 @@ class SegmentIndex:
         manifest_path = directory / MANIFEST_FILE
         if not directory.is_dir():
             raise ArtifactError(f"index {directory}: not found (no such directory)")
-        try:
-            text = manifest_path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ArtifactError(f"index {directory}: cannot read {MANIFEST_FILE} ({exc.strerror or exc})") from exc
+        remove_stale_siblings(directory)  # temporary directories of killed builds (only ours, only dead writers')
+        text = read_text(manifest_path, ArtifactError, "index manifest")  # bounded: size, UTF-8
         manifest = IndexManifest.from_json(text, str(manifest_path))
         if encoder_meta is not None:
             check_fits(manifest, encoder_meta, directory)

@@ -113,3 +113,31 @@ def test_the_level_gate_switched_off_in_the_config_lets_silence_through_to_the_e
 def test_silence_is_a_reserved_label_for_enrolment(tiny_artifacts, capsys):
     rc = main(["enroll", "--label", "silence", str(tiny_artifacts.clips["rain"]), "--model", str(tiny_artifacts.model), "--index", str(tiny_artifacts.index)])
     assert rc == 2 and "label 'silence' is reserved for segments below the level gate" in capsys.readouterr().err
+
+
+def test_stdin_as_the_source_with_standard_input_closed_is_one_line_and_exit_2(tiny_artifacts, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import WRAPPER
+
+    r = subprocess.run(
+        [sys.executable, "-c", WRAPPER, "run", "--source", "stdin", "--socket", str(tmp_path / "s.sock"),
+         "--model", str(tiny_artifacts.model), "--index", str(tiny_artifacts.index)],
+        preexec_fn=lambda: os.close(0), capture_output=True, text=True, timeout=60,
+    )
+    lines = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("HEAVY_MODULES=")]
+    assert r.returncode == 2, r.stderr
+    assert lines == ["ERROR edge_asc.commands.run: --source stdin: standard input is not open; pipe raw PCM into edge-asc run"]
+
+
+def test_a_manifest_of_invalid_utf8_is_one_line_and_exit_2(tiny_artifacts, tmp_path, capsys):
+    import shutil
+
+    index = tmp_path / "index"
+    shutil.copytree(tiny_artifacts.index, index)
+    (index / "manifest.json").write_bytes(b'{"format": 1, "labels": ["\xff"]}')
+    rc = main(["classify", str(tiny_artifacts.clips["rain"]), "--model", str(tiny_artifacts.model), "--index", str(index)])
+    lines = _only_error_lines(capsys.readouterr().err)
+    assert rc == 2 and len(lines) == 1 and "manifest.json: index manifest is not UTF-8 text (byte 26 is 0xff)" in lines[0]

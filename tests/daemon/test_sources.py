@@ -95,3 +95,12 @@ def test_stdin_source_reads_s16le_frames_split_anywhere():
     np.testing.assert_array_equal(got, pcm.astype(np.float32) / 32768.0)
     with pytest.raises(SourceError, match="cannot be reopened"):
         source.open()
+
+
+def test_stdin_at_a_rate_outside_the_range_is_refused_naming_the_range():
+    import io
+
+    from edge_asc.daemon.sources import SourceError, StdinSource
+
+    with pytest.raises(SourceError, match=r"stdin: sample rate 383999 Hz is outside the accepted 8000..192000 Hz \(--rate\)"):
+        StdinSource(383_999, stream=io.BytesIO())

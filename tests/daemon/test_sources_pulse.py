@@ -150,3 +150,99 @@ def test_microphone_lost_when_the_sound_server_dies_and_back_when_it_returns(pul
     assert d.wait() == 0, d.log()
     log = d.log()
     assert "audio source lost" in log and "audio source back" in log
+
+
+class WatchdogRecorder:
+    """A NOTIFY_SOCKET like systemd's: the arrival time of every WATCHDOG=1, from a thread."""
+
+    def __init__(self, path: Path) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.pings: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.sock.recv(200) == b"WATCHDOG=1":
+                    self.pings.append(time.monotonic())
+            except (TimeoutError, OSError):
+                continue
+
+    def longest_gap(self, start: float, end: float) -> float:
+        times = [start] + [t for t in self.pings if start <= t <= end] + [end]
+        return max(b - a for a, b in zip(times, times[1:]))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+FROZEN_S = 8.0  # how long the sound server stays stopped (WatchdogSec in the unit is 10 s)
+WATCHDOG_GAP_BOUND_S = 2.5  # pings are due every second (WATCHDOG_USEC 2 s); a blocked worker would stop them
+
+
+def _frozen_pulse_daemon(pulse, tiny_artifacts, tmp_path, daemons):
+    config = tmp_path / "config.yaml"
+    config.write_text("audio:\n  retry_min: 0.5\n  retry_max: 1.0\n  no_data_timeout: 2.0\n")
+    recorder = WatchdogRecorder(tmp_path / "notify.sock")
+    env = dict(pulse.env, NOTIFY_SOCKET=str(tmp_path / "notify.sock"), WATCHDOG_USEC="2000000")
+    d = daemons(tmp_path, env, ["--config", str(config), "--source", "mic:pulse", "--k", "1", *_artifact_args(tiny_artifacts)])
+    d.wait_listening()
+    return d, recorder
+
+
+def test_a_frozen_sound_server_is_reported_lost_while_the_watchdog_is_fed_and_back_when_it_thaws(pulse, tiny_artifacts, tmp_path, daemons):
+    d, recorder = _frozen_pulse_daemon(pulse, tiny_artifacts, tmp_path, daemons)
+    seen: list = []
+    try:
+        with Client(str(d.socket), timeout=20) as client:
+            _wait_for(client, lambda e: isinstance(e, Scene), 20, seen)
+            frozen_at = time.monotonic()
+            pulse.proc.send_signal(signal.SIGSTOP)
+            try:
+                lost = _wait_for(client, lambda e: isinstance(e, Error), FROZEN_S, seen)
+                lost_after = time.monotonic() - frozen_at
+                time.sleep(max(0.0, FROZEN_S - (time.monotonic() - frozen_at)))
+                gap = recorder.longest_gap(frozen_at, time.monotonic())
+            finally:
+                pulse.proc.send_signal(signal.SIGCONT)
+            assert lost.code == "source_lost", lost
+            assert lost_after < 2.0 + 2.0, f"source_lost {lost_after:.1f} s after the freeze"
+            assert gap < WATCHDOG_GAP_BOUND_S, f"no WATCHDOG=1 for {gap:.1f} s while the device was frozen:\n{d.log()}"
+            back = _wait_for(client, lambda e: isinstance(e, Error), 30, seen)
+            assert back.code == "source_back", back
+            _wait_for(client, lambda e: isinstance(e, Scene), 20, seen)  # decisions resume
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.wait(15) == 0, d.log()
+    finally:
+        recorder.close()
+
+
+SIGTERM_FROZEN_BOUND_S = 8.0  # the device close waits DEVICE_CALL_TIMEOUT_S (3 s), the rest is the normal stop
+
+
+def test_sigterm_while_the_sound_server_is_frozen_exits_0_within_the_bound(pulse, tiny_artifacts, tmp_path, daemons):
+    d, recorder = _frozen_pulse_daemon(pulse, tiny_artifacts, tmp_path, daemons)
+    try:
+        with Client(str(d.socket), timeout=20) as client:
+            _wait_for(client, lambda e: isinstance(e, Scene), 20, [])
+        pulse.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(3.0)  # lost, and the worker's close of the stream blocked in PortAudio
+            t0 = time.monotonic()
+            d.proc.send_signal(signal.SIGTERM)
+            rc = d.wait(30)
+            took = time.monotonic() - t0
+        finally:
+            pulse.proc.send_signal(signal.SIGCONT)
+        assert rc == 0 and took < SIGTERM_FROZEN_BOUND_S, f"exit {rc} after {took:.1f} s:\n{d.log()}"
+    finally:
+        recorder.close()

@@ -84,3 +84,28 @@ def test_nan_samples_are_refused(tmp_path: Path):
     sf.write(str(path), data, 16000, subtype="FLOAT")
     with pytest.raises(AudioFileError, match="infinite"):
         read_audio(path, 16000)
+
+
+def _hostile_rate_wav(path, rate: int):
+    """A valid 16-bit mono WAV whose header claims ``rate`` (libsndfile refuses to write such rates itself)."""
+    import struct
+
+    data = b"\0\0" * 1600
+    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2 & 0xFFFFFFFF, 2, 16)
+    path.write_bytes(header + b"data" + struct.pack("<I", len(data)) + data)
+    return path
+
+
+@pytest.mark.parametrize("rate", [10_000_000, 2**31 - 1, 383_999, 4000])
+def test_a_file_whose_header_claims_a_rate_outside_the_range_is_refused_before_resampling(tmp_path, rate):
+    from edge_asc.dsp.audio_io import MAX_RATE, MIN_RATE, AudioFileError, iter_audio
+
+    path = _hostile_rate_wav(tmp_path / "hostile.wav", rate)
+    with pytest.raises(AudioFileError, match=rf"hostile.wav: sample rate {rate} Hz is outside the accepted {MIN_RATE}..{MAX_RATE} Hz"):
+        next(iter_audio(path, 16000))
+
+
+def test_a_file_at_the_top_of_the_range_is_read(tmp_path):
+    from edge_asc.dsp.audio_io import MAX_RATE, read_audio
+
+    assert abs(read_audio(_hostile_rate_wav(tmp_path / "top.wav", MAX_RATE), 16000).shape[0] - 1600 * 16000 / MAX_RATE) <= 1

@@ -8,6 +8,7 @@ import time
 
 from edge_asc.protocol.client import Client
 from edge_asc.protocol.messages import (
+    Auth,
     Error,
     Event,
     Hello,
@@ -56,7 +57,7 @@ ALL_EVENTS = [
     Error("dropped", "3 events were dropped", count=3),
     Pong(),
 ]
-ALL_REQUESTS = [Subscribe(("scene", "segment", "status")), Subscribe(()), Set(k=5), Set(mode="sliding"), Set(k=3, mode="window"), Ping()]
+ALL_REQUESTS = [Subscribe(("scene", "segment", "status")), Subscribe(()), Set(k=5), Set(mode="sliding"), Set(k=3, mode="window"), Ping(), Auth("0123456789abcdef")]
 
 
 class Server:

@@ -45,3 +45,20 @@ def test_the_default_socket_is_in_the_runtime_directory_else_run_else_tmp(monkey
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     expected = Path("/run/edge-asc/edge-asc.sock") if Path("/run/edge-asc").is_dir() else Path(f"/tmp/edge-asc-{os.getuid()}/edge-asc.sock")
     assert default_socket_path() == expected
+
+
+def test_socket_directories_created_for_the_daemon_get_0750_whatever_the_umask(sock_dir):
+    import os
+    import stat
+
+    from edge_asc.protocol.sockets import DIR_MODE, listen_unix
+
+    path = sock_dir / "a" / "b" / "edge-asc.sock"
+    old = os.umask(0)
+    try:
+        sock, _ = listen_unix(path)
+    finally:
+        os.umask(old)
+    sock.close()
+    for d in (sock_dir / "a", sock_dir / "a" / "b"):
+        assert stat.S_IMODE(os.stat(d).st_mode) == DIR_MODE == 0o750

@@ -157,3 +157,25 @@ def test_scene_evidence_and_unknown_round_trip_and_a_scene_without_them_still_pa
     old = json.loads(base.to_line())
     old.pop("evidence")
     assert "unknown" not in old and Event.from_json(old) == base  # a version-1 line of before the evidence
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+REQUEST_PIECES = st.sampled_from(['{"type":"set"', '{"type":"subscribe"', '{"type":"ping"}', ',"k":', ',"mode":', ',"events":',
+                                  '"window"', "3", "9" * 5000, "[", "]", "{", "}", "null", '"v":2', "\xff", ",", ":", '"'])
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(REQUEST_PIECES, max_size=30), junk=st.binary(max_size=20))
+def test_fuzzed_request_lines_parse_or_fail_in_one_short_line(pieces, junk):
+    line = "".join(pieces).encode("utf-8", "surrogateescape") + junk
+    try:
+        Request.from_line(line)
+    except ProtocolError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 600
+
+
+def test_a_request_nested_deeper_than_the_limit_is_refused_in_one_line():
+    for line in (b'{"type":"subscribe","events":' + b"[" * 100 + b"]" * 100 + b"}", b"[" * 3000):
+        with pytest.raises(ProtocolError, match="nested"):
+            Request.from_line(line)

@@ -156,3 +156,31 @@ def test_metadata_that_does_not_describe_the_graph_is_refused_naming_the_file_an
         with pytest.raises(ArtifactError, match=message) as info:
             Encoder(path)
         assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+def test_metadata_that_is_not_utf8_is_refused_in_one_line_naming_the_file(tiny_artifacts, encoder, tmp_path):
+    value = json.dumps({**encoder.meta.raw, "version": "caf\u00e9"}, ensure_ascii=False)
+    good = with_metadata(tiny_artifacts.model, tmp_path / "utf8.onnx", value)
+    data = good.read_bytes()
+    assert data.count("caf\u00e9".encode()) == 1
+    bad = tmp_path / "not-utf8.onnx"
+    bad.write_bytes(data.replace("caf\u00e9".encode(), b"caf\xff\xfe"))  # same length: the protobuf stays valid
+    with pytest.raises(ArtifactError, match=rf"^{re.escape(str(bad))}: ONNX metadata is not UTF-8 text") as info:
+        Encoder(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_metadata_nested_too_deeply_is_refused_naming_the_file(tiny_artifacts, tmp_path):
+    path = with_metadata(tiny_artifacts.model, tmp_path / "deep.onnx", "[" * 100_000)
+    with pytest.raises(ArtifactError, match="nested more than 32 levels deep"):
+        Encoder(path)
+
+
+def test_a_model_file_larger_than_the_limit_is_refused_unread(tmp_path, monkeypatch):
+    from edge_asc.runtime import encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "MAX_MODEL_BYTES", 1000)  # a real 256 MiB file would only slow the suite
+    big = tmp_path / "big.onnx"
+    big.write_bytes(b"\0" * 1001)
+    with pytest.raises(ArtifactError, match=r"big.onnx: larger than 1000 bytes; not an edge-asc encoder"):
+        Encoder(big)

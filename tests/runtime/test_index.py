@@ -135,7 +135,7 @@ def test_load_refuses_truncated_altered_or_unreadable_files_naming_them(meta, tm
     with pytest.raises(ArtifactError, match="sha256 .* differs from the manifest"):
         SegmentIndex.load(out)
     (out / MANIFEST_FILE).write_text("{")
-    with pytest.raises(ArtifactError, match=rf"{re.escape(str(out / MANIFEST_FILE))}: not valid JSON"):
+    with pytest.raises(ArtifactError, match=rf"{re.escape(str(out / MANIFEST_FILE))}: manifest is not valid JSON"):
         SegmentIndex.load(out)
     with pytest.raises(ArtifactError, match="not found"):
         SegmentIndex.load(tmp_path / "nothing")
