@@ -198,9 +198,14 @@ class Gatekeeper:
 
     def loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
         """accept() failures (no descriptors left: EMFILE) come once per failed accept, thousands a
-        second: one line per burst, no traceback. Everything else goes to asyncio's default handler."""
+        second: one line per burst, no traceback. After such a failure asyncio retries serving the socket a
+        second later; when the server closed the socket meanwhile (stop), that retry fails on the closed
+        descriptor: nothing to report. Everything else goes to asyncio's default handler."""
+        exc = context.get("exception")
         if str(context.get("message", "")).startswith("socket.accept()"):
-            exc = context.get("exception")
             self._accept_log.hit(getattr(exc, "strerror", None) or str(exc))
+            return
+        if isinstance(exc, ValueError) and "_start_serving" in repr(context.get("handle")):
+            log.debug("a retry of accept() on a socket closed since: %s", exc)
             return
         loop.default_exception_handler(context)
