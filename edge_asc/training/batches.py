@@ -270,15 +270,15 @@ def class_balanced_batches(
     anchor has a positive); within a class, items are drawn uniformly (with replacement). The trainer gives
     ``n_batches`` (its steps per epoch), so every rank trains as many steps in every epoch.
 
-    ``strata`` (N,) (the source dataset of every item), with ``config.balance_sources``: within a class, each
-    item first draws one of the class's sources uniformly, then an item of it, so a source's many short loops
-    do not outweigh another's few long recordings. A class held by one source is drawn as without strata.
+    ``strata`` (N,) (the source dataset of every item): within a class, each item first draws one of the
+    class's sources uniformly, then an item of it, so a source's many short loops do not outweigh another's few
+    long recordings. A class held by one source is drawn as without strata. (Drawing within a class uniformly
+    over items instead measured no different on ambient13 + debian-ambient: bench/generalise.py.)
     """
     p, k = batch_shape(labels, config)
     classes, counts = np.unique(labels, return_counts=True)
     members = [np.flatnonzero(labels == c) for c in classes[counts >= 2]]  # per class: its items, ascending
-    use_strata = strata is not None and config.balance_sources
-    groups = [_strata_of(m, strata) for m in members] if use_strata else [None] * len(members)
+    groups = [_strata_of(m, strata) for m in members] if strata is not None else [None] * len(members)
     n_batches = max(1, math.ceil(labels.shape[0] / (p * k))) if n_batches is None else n_batches
     batches = []
     for _ in range(n_batches):

@@ -27,7 +27,7 @@ from edge_asc import __version__
 from edge_asc.config import ConfigError, from_dict, to_dict
 from edge_asc.dsp.features import FeatureConfig
 from edge_asc.fsutil import atomic_open
-from edge_asc.training.config import ADDED_OPTIONS, REMOVED_OPTIONS, ModelConfig, TrainConfig
+from edge_asc.training.config import REMOVED_OPTIONS, ModelConfig, TrainConfig
 from edge_asc.training.history import EpochRecord
 from edge_asc.training.model import EncoderNet
 
@@ -173,13 +173,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 def current_settings(recorded: dict[str, Any], path: Path) -> dict[str, Any]:
     """A checkpoint's ``train_config`` in this version's keys: removed options (refused unless at their
-    neutral value) and the network sizes that earlier versions kept among the model settings are taken out;
-    options added since (ADDED_OPTIONS) are filled in at the value that trained as the checkpoint did."""
+    neutral value) and the network sizes that earlier versions kept among the model settings are taken out."""
     out = copy.deepcopy(recorded)
-    for key, before in ADDED_OPTIONS.items():
-        *parents, name = key.split(".")
-        node = out if parents[0] == "train" else out.setdefault(parents[0], {})  # train.* keys sit at the top
-        node.setdefault(name, before)
     for key, neutral in REMOVED_OPTIONS.items():
         *parents, name = key.split(".")
         node = out if parents[0] == "train" else out.get(parents[0], {})  # train.* keys sit at the top

@@ -34,12 +34,6 @@ REMOVED_OPTIONS: dict[str, Any] = {
     "model.input_features": "all",
 }
 
-# Trainer options added since 0.1.0, with the value that trains as a checkpoint without them was trained
-# (a checkpoint that lacks one reads it as that value). Keys as in a config file.
-ADDED_OPTIONS: dict[str, Any] = {
-    "train.balance_sources": True,  # no effect on one dataset, the only kind earlier versions trained on
-}
-
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -130,7 +124,6 @@ class TrainConfig:
     alpha: float = 0.1  # importance regulariser of the audio loss (eq. 7)
     seed: int = 0
     threads: int = 1  # torch intra-op threads
-    balance_sources: bool = True  # with several datasets (--data A --data B): each source equally likely within a class
     model: ModelConfig = ModelConfig()
     augment: AugmentConfig = AugmentConfig()
     features: FeatureConfig = FeatureConfig()
