@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from edge_asc.bounded import MAX_DEPTH, depth
+from edge_asc.protocol.evidence import Evidence, Neighbour, Unknown
 from edge_asc.protocol.records import ProtocolError, Record, describe
 from edge_asc.runtime.decision import check_k, check_mode
 
@@ -58,38 +59,6 @@ def preview(line: bytes | str) -> str:
     text = line.decode("utf-8", errors="replace") if isinstance(line, (bytes, bytearray)) else line
     text = text.rstrip("\r\n")
     return text if len(text) <= REQUEST_PREVIEW_CHARS else text[:REQUEST_PREVIEW_CHARS] + "..."
-
-
-@dataclass(frozen=True)
-class Neighbour(Record):
-    """One retrieved neighbour of a segment: its label and distance (squared L2 in the index)."""
-
-    label: str
-    distance: float
-
-
-@dataclass(frozen=True)
-class Evidence(Record):
-    """A nearest item behind a decision: its label, distance and where it came from (``origin``: ``model``,
-    a training recording and the offset in it, or ``enrolled``, an enrolment, its time and source)."""
-
-    label: str
-    distance: float  # squared L2, as in the index
-    origin: str  # "model" | "enrolled"
-    recording: str | None = None
-    offset_s: float | None = None
-    enrolment: str | None = None
-    enrolled_at: str | None = None
-    source: str | None = None
-
-
-@dataclass(frozen=True)
-class Unknown(Record):
-    """Why a decision is ``unknown``: the nearest enrolled place, how far it was and its threshold."""
-
-    nearest: str
-    distance: float
-    threshold: float
 
 
 # --- messages: a registry per family ---------------------------------------------------------------
