@@ -53,15 +53,10 @@ class StreamResampler:
         n = max(0, last_m + 1 - self._n_out)
         if n == 0:
             return np.zeros(0, dtype=np.float32)
-        out = np.empty(n, dtype=np.float64)
+        m = np.arange(self._n_out, self._n_out + n, dtype=np.int64) * self.down  # output times x up
+        first = m // self.up - self.half_width + 1 - self._buf_start  # each output's first input, in _buf
         windows = np.lib.stride_tricks.sliding_window_view(self._buf, 2 * self.half_width)
-        # outputs m, m + up, m + 2*up... share a filter phase and step through the input by `down`
-        for j in range(min(self.up, n)):
-            m = self._n_out + j
-            first = (m * self.down) // self.up - self.half_width + 1 - self._buf_start
-            count = len(range(j, n, self.up))
-            rows = windows[first : first + (count - 1) * self.down + 1 : self.down]
-            out[j :: self.up] = (rows * self.filters[(m * self.down) % self.up]).sum(axis=-1)
+        out = np.einsum("ij,ij->i", windows[first], self.filters[m % self.up])  # one gather, no loop over phases
         self._n_out += n
         # drop history no longer needed by the next output
         next_first = (self._n_out * self.down) // self.up - self.half_width + 1
