@@ -12,10 +12,9 @@ whatever its neighbours are; None switches the gate off, and so does an index wi
 offline ``classify`` and the live daemon call the same code with the same samples, so
 they produce the same decisions whatever the block sizes.
 
-``Conditioner`` is the step before: a source's (frames, channels) blocks at the device rate -> mono
-at the model's rate (channel mean, then edge_asc.dsp.resample), the same operations a file goes through in
-audio_io.iter_audio. It also replaces NaN and infinite samples (which a device or driver may deliver)
-with 0, counts them and warns, so one bad sample cannot stop the worker; audio_io refuses such files.
+``Conditioner`` (edge_asc.dsp.condition, imported here for the daemon's worker) is the step before: any
+source's (frames, channels) blocks at its rate -> mono at the model's rate, the one path files and
+devices both take.
 """
 
 from __future__ import annotations
@@ -29,16 +28,14 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_asc.dsp.audio_io import to_mono
+from edge_asc.dsp.condition import Conditioner  # noqa: F401  (the daemon's worker takes it from here)
 from edge_asc.dsp.features import FeatureExtractor, Segmenter
-from edge_asc.dsp.resample import StreamResampler
 from edge_asc.runtime.decision import Decision, DecisionPolicy, Vote, vote
 
 log = logging.getLogger(__name__)
 
 STAGES = ("features", "encoder", "search", "total")
 TIMING_WINDOW = 1024  # segments kept for the status event's median / p99
-NONFINITE_WARN_INTERVAL_S = 60.0  # at most one warning about NaN/inf samples per this long, per source
 SILENCE_DBFS = -90.0  # decision.silence_dbfs's default: a segment quieter votes ``silence``; bench/bench_silence.py: the
 # quietest ambient13 segment is -80.4 dBFS (10 dB above), 16-bit dither about -101 dBFS (11 dB below)
 
@@ -64,37 +61,6 @@ class SegmentResult:
     timings: tuple[float, float, float, float]  # seconds: features, encoder, search, total
     bound: float | None = None  # enrolled_only: the distance its nearest place had to beat (runtime.search)
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)  # (D,) the segment's embedding (what an enrolment from the stream keeps)
-
-
-class Conditioner:
-    """(frames, channels) float32 at ``in_rate`` -> (n,) mono float32 at ``out_rate``, streamed."""
-
-    def __init__(self, in_rate: int, out_rate: int, name: str = "audio") -> None:
-        self.in_rate, self.out_rate = in_rate, out_rate
-        self.name = name  # the source, for the warning
-        self.resampler = StreamResampler(in_rate, out_rate)
-        self.nonfinite = 0  # NaN or infinite samples replaced with 0
-        self._warned_at: float | None = None  # monotonic time of the last warning about them
-
-    def process(self, block: np.ndarray) -> np.ndarray:
-        mono = to_mono(self._finite(np.asarray(block)))  # (frames,)
-        return mono if self.resampler.identity else self.resampler.process(mono)
-
-    def _finite(self, block: np.ndarray) -> np.ndarray:
-        """``block`` with NaN and infinite samples replaced by 0 (a copy only when there are any)."""
-        if np.isfinite(block.sum(dtype=np.float64)):  # NaN/inf propagate into the sum: no mask per block
-            return block
-        ok = np.isfinite(block)
-        bad = int(ok.size - np.count_nonzero(ok))
-        self.nonfinite += bad
-        now = time.monotonic()
-        if self._warned_at is None or now - self._warned_at >= NONFINITE_WARN_INTERVAL_S:
-            self._warned_at = now
-            log.warning("%s: %d NaN or infinite samples replaced with 0 (%d so far)", self.name, bad, self.nonfinite)
-        return np.where(ok, block, np.float32(0.0)).astype(np.float32, copy=False)
-
-    def flush(self) -> np.ndarray:
-        return self.resampler.flush()
 
 
 class StageTimes:

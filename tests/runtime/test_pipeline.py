@@ -1,4 +1,4 @@
-"""The pipeline: block sizes do not matter; the conditioner (mixing, resampling, non-finite samples) equals reading the file."""
+"""The pipeline: block sizes do not matter; adaptive decisions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 import audio_gen
 from edge_asc.dsp.audio_io import iter_audio, read_audio
 from edge_asc.runtime.decision import DecisionPolicy
-from edge_asc.runtime.pipeline import Conditioner
 
 
 # --- the pipeline itself: block sizes do not matter -------------------------------------------------
@@ -38,36 +37,6 @@ def test_segments_and_decisions_do_not_depend_on_block_size(tiny_artifacts, k, m
         assert _pipeline_run(tiny_artifacts, blocks, k, mode) == whole, f"block size {size}"
     streamed = _pipeline_run(tiny_artifacts, iter_audio(tiny_artifacts.clips["forest_birds"], 16000, 999), k, mode)
     assert streamed == whole
-
-
-# --- the conditioner --------------------------------------------------------------------------------
-
-
-def test_conditioner_replaces_nan_and_inf_samples_counts_and_warns_once(caplog):
-    cond = Conditioner(16000, 16000, "mic:test")
-    block = np.ones((100, 2), dtype=np.float32)
-    block[3, 0], block[7, 1], block[9] = np.nan, np.inf, -np.inf
-    with caplog.at_level("WARNING", logger="edge_asc.runtime.pipeline"):
-        out = cond.process(block)
-        again = cond.process(block)
-    assert np.isfinite(out).all() and np.isfinite(again).all()
-    assert out[3] == 0.5 and out[9] == 0.0 and out[0] == 1.0
-    assert cond.nonfinite == 8
-    warnings = [r.getMessage() for r in caplog.records]
-    assert warnings == ["mic:test: 4 NaN or infinite samples replaced with 0 (4 so far)"]  # rate-limited
-
-
-@pytest.mark.parametrize("block", [441, 1000, 4410])
-def test_conditioner_in_blocks_equals_mixing_and_resampling_offline(block):
-    """A 44.1 kHz stereo device stream, mixed and resampled in blocks = the whole signal mixed and resampled at once."""
-    rate = 44100
-    data = np.stack([audio_gen.scene("forest_birds", 3.0, 7, rate), audio_gen.scene("rain", 3.0, 7, rate)], axis=1)  # (frames, 2)
-    cond = Conditioner(rate, 16000)
-    live = np.concatenate([cond.process(data[i : i + block]) for i in range(0, data.shape[0], block)] + [cond.flush()])
-    from edge_asc.dsp.audio_io import to_mono
-    from edge_asc.dsp.resample import resample
-
-    np.testing.assert_array_equal(live, resample(to_mono(data), rate, 16000))
 
 
 def test_adaptive_decisions_on_generated_audio_come_early_and_name_the_scene(tiny_artifacts):
