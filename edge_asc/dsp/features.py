@@ -178,6 +178,7 @@ class FeatureExtractor:
         self._harm_plan = median_plan(kh)
         self._perc_bands = np.clip(np.arange(-(kp // 2), cfg.n_mels + kp // 2), 0, cfg.n_mels - 1)
         self._perc_plan = median_plan(kp)
+        self._frame_buf = np.zeros((0, cfg.n_fft))  # _frames' windows, zero outside each window's middle
 
     @property
     def n_features(self) -> int:
@@ -189,7 +190,9 @@ class FeatureExtractor:
         left context, zero-padded around each win_length window (window j starts at sample j * hop)."""
         cfg = self.config
         n = self.n_frames + (count - 1) * cfg.frames_per_segment
-        frames = np.zeros((n, cfg.n_fft))
+        if self._frame_buf.shape[0] < n:  # kept between calls: only the windows' middles are ever written
+            self._frame_buf = np.zeros((n, cfg.n_fft))
+        frames = self._frame_buf[:n]
         # (n, win_length) strided view of x: row j is x[j*hop : j*hop + win_length]
         view = np.ndarray((n, cfg.win_length), np.float64, x, 0, (cfg.hop_length * x.itemsize, x.itemsize))
         np.multiply(view, self._window_mid, out=frames[:, self._win_lo : self._win_hi])
