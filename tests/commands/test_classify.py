@@ -50,3 +50,19 @@ def test_a_bad_file_among_several_is_named_and_the_others_are_classified(tiny_ar
     rc, out, err = _run(capsys, str(bad), str(good), "--model", str(tiny_artifacts.model), "--index", str(tiny_artifacts.index))
     assert rc == 2 and "broken.wav: cannot read audio" in err and "Traceback" not in err
     assert f"== {good}\n" in out and "all 6 segments" in out
+
+
+def test_the_progress_line_names_the_file_and_the_audio_done_and_is_cleared(tmp_path, capsys):
+    from edge_asc.commands.classify import Progress
+
+    files = [tmp_path / "a.flac", tmp_path / "b.flac"]
+    p = Progress(files)
+    p.start(files[0], 60.0)
+    p.update(30.0, force=True)
+    p.clear()
+    p.start(files[1], 10.0)
+    p.update(10.0, force=True)
+    p.clear()
+    err = capsys.readouterr().err
+    assert "\rfile 1/2 a.flac: 30/60 s of audio (" in err and "\rfile 2/2 b.flac: 10/10 s of audio (" in err
+    assert err.endswith("\r") and p.done_before == 40.0  # the line is blanked at the end
