@@ -201,7 +201,9 @@ class FeatureExtractor:
     def _mel_power(self, frames: np.ndarray, count: int) -> np.ndarray:
         """(count, n_frames, n_mels): each segment's windows, the ones segments share transformed once."""
         spec = np.fft.rfft(frames, n=self.config.n_fft, axis=-1)
-        power = spec.real * spec.real + spec.imag * spec.imag  # (n_windows, n_bins), one FFT per row
+        parts = spec.view(np.float64).reshape(spec.shape[0], spec.shape[1], 2)  # (real, imag) pairs, in place
+        np.multiply(parts, parts, out=parts)
+        power = parts[..., 0] + parts[..., 1]  # (n_windows, n_bins) real^2 + imag^2, one FFT per row
         s0, s1 = power.strides  # segment i's windows: rows [i * frames_per_segment, ... + n_frames), a view
         rows = np.ndarray((count, self.n_frames, power.shape[1]), power.dtype, power, 0, (self.config.frames_per_segment * s0, s0, s1))
         return rows @ self.mel_t  # (count, n_frames, n_mels): one matrix product per segment, as for 1
