@@ -21,6 +21,8 @@ Measured, all on the real daemon process:
   unit vectors built for the model (``SegmentIndex.build`` with the model's metadata, so the manifest
   is the real one). With a file source the daemon never loads PortAudio; a microphone daemon maps
   PortAudio/ALSA too (measured separately: ``sounddevice_import_mb``);
+* ``--device-rates 16000,44100,48000``: instead of the above, the live path through real PulseAudio capture
+  at a microphone's rates (mixing and resampling included): CPU per segment and memory (bench/daemon_rates.py);
 * 50 subscribers, one of which never reads (tiny receive buffer, subscribed to everything): decision
   latency for the 49 readers, against a run with a single reader. The readers share one selector
   loop in this process.
@@ -47,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "ambient13"
+DATA = next((p for p in (REPO.parent / "shared" / "data" / "ambient13", Path("/work/shared/data/ambient13")) if p.is_dir()), REPO.parent / "shared" / "data" / "ambient13")
 BENCH_RECORDINGS = ("street_traffic/moodist__busy-street.flac", "rain/blanket__rain.flac", "forest_birds/blanket__birds.flac", "cafe_restaurant/moodist__cafe.flac")
 TARGETS = {"total_median_ms": 1.0, "decision_latency_p99_ms": 10.0, "cold_start_s": 1.5, "rss_mb": 150.0}
 STAGES = ("features", "encoder", "search", "total")
@@ -309,6 +311,8 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=50, help="subscribers in the crowded run (one of them never reads)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "edge-asc-bench-daemon", help="where built artifacts are kept")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--device-rates", metavar="HZ,...", help="instead: the live path captured through PulseAudio at these device rates (e.g. 16000,44100,48000)")
+    parser.add_argument("--tree", type=Path, help="with --device-rates: run this checkout's daemon (PYTHONPATH) to compare")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
 
@@ -323,8 +327,13 @@ def main() -> int:
     else:
         index, build_s = random_index(model, args.items, args.cache)
     audio = bench_audio(args.seconds, args.cache)
-    crowd_audio = bench_audio(args.crowd_seconds, args.cache)
     work = Path(tempfile.mkdtemp(prefix="edge-asc-bd-"))
+    if args.device_rates:  # only the live path at device rates, through PulseAudio (bench/daemon_rates.py)
+        import daemon_rates
+
+        daemon_rates.run(Daemon, proc_status, proc_cpu_seconds, model, index, audio, [int(r) for r in args.device_rates.split(",")], work, args.tree)
+        return 0
+    crowd_audio = bench_audio(args.crowd_seconds, args.cache)
     log(f"model {model}, index {index} ({args.items} items), audio {audio} ({args.seconds:.0f} s)")
 
     log("cold starts...")

@@ -1,7 +1,7 @@
 """edge-asc build-index: embed every segment of a dataset with the ONNX encoder and index them.
 
     edge-asc build-index --model models/amb13.onnx --data ../shared/data/ambient13 --out index/amb13
-                         [--M 16] [--ef-construction 200] [--ef 64] [--max-per-label N] [--config index.yaml]
+                         [--M 16] [--ef-construction 200] [--ef 128] [--max-per-label N] [--config index.yaml]
 
 Segments are embedded with the exported ONNX model (the daemon's code path), so the index holds what the
 daemon computes. Settings come from the defaults, then the YAML file's ``index:`` section, then the flags.

@@ -3,8 +3,9 @@
 Every source has the same life cycle, driven by the daemon's worker: ``open()`` (raises SourceError
 naming the device or file), then audio flows into ``source.ring`` as (frames, channels) float32 blocks
 at ``source.rate``, ``problem()`` says whether the stream died, ``finished`` whether a finite source has
-delivered everything, and ``close()``. Mixing to mono and resampling to the model's rate happen after
-the ring, in the worker (pipeline.Conditioner), so everything after the ring is the same for all sources.
+delivered everything, and ``close()``. Every source, a file too, delivers its own frames at its own rate:
+mixing to mono and resampling to the model's rate happen after the ring, in the worker (the one
+conditioning path, edge_asc.dsp.condition.Conditioner), so everything after the ring is the same for all.
 
 The microphone is in edge_asc.daemon.mic; soundfile is imported when a file is read.
 """
@@ -22,7 +23,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from edge_asc.dsp.audio_io import AudioFileError, audio_info, iter_audio, rate_problem
+from edge_asc.dsp.audio_io import AudioFileError, audio_info, iter_blocks, rate_problem
 from edge_asc.daemon.ring import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -158,18 +159,17 @@ class _ThreadSource(Source):
 
 
 class FileSource(_ThreadSource):
-    """A sound file read in blocks (audio_io.iter_audio: mono, at the model's rate), paced to wall time or not."""
+    """A sound file read in blocks (audio_io.iter_blocks: its own channels at its own rate), paced to wall time or not."""
 
     kind = "file"
 
-    def __init__(self, path: str | Path, model_rate: int, realtime: bool = True, blocksize: int = FILE_BLOCK, ring_seconds: float = 4.0) -> None:
+    def __init__(self, path: str | Path, realtime: bool = True, blocksize: int = FILE_BLOCK, ring_seconds: float = 4.0) -> None:
         super().__init__(ring_seconds)
         self.path = Path(path)
-        self.rate = model_rate
-        self.channels = 1
         self.realtime = realtime
         self.blocksize = blocksize or FILE_BLOCK
         info = self._info()
+        self.rate, self.channels = info.sample_rate, info.channels
         self.duration = info.duration
 
     def _info(self):
@@ -186,23 +186,22 @@ class FileSource(_ThreadSource):
         return f"file:{self.path}" + (" (real time)" if self.realtime else "")
 
     def open(self) -> None:
-        self._info()
+        info = self._info()  # the file may have been replaced since
+        self.rate, self.channels = info.sample_rate, info.channels
         self._start()
 
     def _produce(self) -> None:
         ring = self.ring
         start = time.monotonic()
         sent = 0
-        for block in iter_audio(self.path, self.rate, block_frames=self.blocksize):
-            for pos in range(0, block.shape[0], self.blocksize):  # resampled blocks may be a little longer
-                part = block[pos : pos + self.blocksize]
-                if self.realtime:
-                    delay = start + (sent + part.shape[0]) / self.rate - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
-                        return
-                if not ring.write_wait(part, self._stop):
+        for block in iter_blocks(self.path, block_frames=self.blocksize):
+            if self.realtime:
+                delay = start + (sent + block.shape[0]) / self.rate - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
                     return
-                sent += part.shape[0]
+            if not ring.write_wait(block, self._stop):
+                return
+            sent += block.shape[0]
 
 
 class StdinSource(_ThreadSource):
@@ -289,7 +288,7 @@ def make_source(spec, cfg_audio, model_rate: int) -> Source:
             ring_seconds=cfg_audio.ring_seconds,
         )
     if spec.kind == "file":
-        return FileSource(spec.arg, model_rate, realtime=cfg_audio.realtime, blocksize=cfg_audio.blocksize, ring_seconds=cfg_audio.ring_seconds)
+        return FileSource(spec.arg, realtime=cfg_audio.realtime, blocksize=cfg_audio.blocksize, ring_seconds=cfg_audio.ring_seconds)
     if spec.kind == "stdin":
         return StdinSource(
             cfg_audio.samplerate or model_rate,

@@ -1,5 +1,9 @@
 """Reading audio files: whatever libsndfile reads (wav, flac, ogg...), mixed to mono, resampled.
 
+``iter_blocks`` decodes a file as it is, (frames, channels) at its own rate, refusing NaN and infinite
+samples (a corrupt file, named); ``iter_audio`` and ``read_audio`` put those blocks through the one
+conditioning path every input takes (edge_asc.dsp.condition.Conditioner: mono, the model's rate).
+
 soundfile is imported when a file is read, so the daemon listening to a microphone never loads it.
 """
 
@@ -13,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_asc.dsp.resample import StreamResampler, resample
+from edge_asc.dsp.condition import Conditioner, condition, to_mono  # noqa: F401  (to_mono: audio_io's name for it)
 
 log = logging.getLogger(__name__)
 
@@ -81,40 +85,36 @@ def _reason(exc: Exception, path: Path | None = None) -> str:
     return text.splitlines()[-1] if text else type(exc).__name__
 
 
-def to_mono(block: np.ndarray) -> np.ndarray:
-    """(frames,) or (frames, channels) -> (frames,) float32 channel mean."""
-    block = np.asarray(block, dtype=np.float32)
-    if block.ndim == 1:
-        return block
-    if block.shape[1] == 1:
-        return block[:, 0]
-    return block.mean(axis=1, dtype=np.float32)
-
-
-def iter_audio(path: str | Path, sample_rate: int, block_frames: int = READ_BLOCK) -> Iterator[np.ndarray]:
-    """Yield mono float32 blocks of a file at ``sample_rate`` (streamed; the same samples as read_audio)."""
+def iter_blocks(path: str | Path, block_frames: int = READ_BLOCK) -> Iterator[np.ndarray]:
+    """Yield a file's (frames, channels) float32 blocks at its own rate (audio_info(path).sample_rate)."""
     path = Path(path)
     info = audio_info(path)
     if info.frames == 0 or info.channels == 0:
         raise AudioFileError(f"{path}: holds no audio")
     sf = _soundfile()
-    resampler = StreamResampler(info.sample_rate, sample_rate)
     try:
         with sf.SoundFile(str(path)) as f:
             while True:
                 block = f.read(block_frames, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
-                if not np.all(np.isfinite(block)):
+                if not np.isfinite(block.sum(dtype=np.float64)):  # NaN/inf propagate into the sum
                     raise AudioFileError(f"{path}: contains NaN or infinite samples")
-                out = resampler.process(to_mono(block))
-                if out.size:
-                    yield out
+                yield block
     except AudioFileError:
         raise
     except Exception as exc:
         raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc, Path(path))})") from exc
-    tail = resampler.flush()
+
+
+def iter_audio(path: str | Path, sample_rate: int, block_frames: int = READ_BLOCK) -> Iterator[np.ndarray]:
+    """Yield mono float32 blocks of a file at ``sample_rate`` (streamed; the same samples as read_audio)."""
+    conditioner = Conditioner(audio_info(path).sample_rate, sample_rate, str(path))
+    for block in iter_blocks(path, block_frames):
+        out = conditioner.process(block)
+        if out.size:
+            yield out
+    tail = conditioner.flush()
     if tail.size:
         yield tail
 
@@ -132,6 +132,6 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc, Path(path))})") from exc
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: holds no audio")
-    if not np.all(np.isfinite(data)):
+    if not np.isfinite(data.sum(dtype=np.float64)):
         raise AudioFileError(f"{path}: contains NaN or infinite samples")
-    return resample(to_mono(data), int(sr), sample_rate)
+    return condition(data, int(sr), sample_rate, str(path))

@@ -178,61 +178,72 @@ class FeatureExtractor:
         self._harm_plan = median_plan(kh)
         self._perc_bands = np.clip(np.arange(-(kp // 2), cfg.n_mels + kp // 2), 0, cfg.n_mels - 1)
         self._perc_plan = median_plan(kp)
+        self._frame_buf = np.zeros((0, cfg.n_fft))  # _frames' windows, zero outside each window's middle
 
     @property
     def n_features(self) -> int:
         return self.config.n_features
 
-    # one small function per step ---------------------------------------------------------------
-    def _frames(self, x: np.ndarray) -> np.ndarray:
-        """(n_frames, n_fft) windows of the input slice, zero-padded around each win_length window."""
+    # one small function per step, over a leading axis of segments --------------------------------
+    def _frames(self, x: np.ndarray, count: int) -> np.ndarray:
+        """(n_windows, n_fft) windows of a 1-D slice holding ``count`` consecutive segments and the first one's
+        left context, zero-padded around each win_length window (window j starts at sample j * hop)."""
         cfg = self.config
-        frames = np.zeros((self.n_frames, cfg.n_fft))
-        # (n_frames, win_length) strided view of x: row j is x[j*hop : j*hop + win_length]
-        view = np.ndarray((self.n_frames, cfg.win_length), np.float64, x, 0, (cfg.hop_length * x.itemsize, x.itemsize))
+        n = self.n_frames + (count - 1) * cfg.frames_per_segment
+        if self._frame_buf.shape[0] < n:  # kept between calls: only the windows' middles are ever written
+            self._frame_buf = np.zeros((n, cfg.n_fft))
+        frames = self._frame_buf[:n]
+        # (n, win_length) strided view of x: row j is x[j*hop : j*hop + win_length]
+        view = np.ndarray((n, cfg.win_length), np.float64, x, 0, (cfg.hop_length * x.itemsize, x.itemsize))
         np.multiply(view, self._window_mid, out=frames[:, self._win_lo : self._win_hi])
         return frames
 
-    def _mel_power(self, frames: np.ndarray) -> np.ndarray:
+    def _mel_power(self, frames: np.ndarray, count: int) -> np.ndarray:
+        """(count, n_frames, n_mels): each segment's windows, the ones segments share transformed once."""
         spec = np.fft.rfft(frames, n=self.config.n_fft, axis=-1)
-        power = spec.real * spec.real + spec.imag * spec.imag  # (n_frames, n_bins)
-        return power @ self.mel_t  # (n_frames, n_mels)
+        parts = spec.view(np.float64).reshape(spec.shape[0], spec.shape[1], 2)  # (real, imag) pairs, in place
+        np.multiply(parts, parts, out=parts)
+        power = parts[..., 0] + parts[..., 1]  # (n_windows, n_bins) real^2 + imag^2, one FFT per row
+        s0, s1 = power.strides  # segment i's windows: rows [i * frames_per_segment, ... + n_frames), a view
+        rows = np.ndarray((count, self.n_frames, power.shape[1]), power.dtype, power, 0, (self.config.frames_per_segment * s0, s0, s1))
+        return rows @ self.mel_t  # (count, n_frames, n_mels): one matrix product per segment, as for 1
 
     def _mfcc(self, mel_power: np.ndarray) -> np.ndarray:
         log_mel = 10.0 * np.log10(np.maximum(mel_power, AMIN))
-        return log_mel @ self.dct  # (n_frames, n_mfcc)
+        return log_mel @ self.dct  # (B, n_frames, n_mfcc)
 
     def _deltas(self, mfcc: np.ndarray) -> np.ndarray:
         """Causal slope over the last delta_width windows, for the segment's windows only."""
-        w = self.config.delta_width
-        windows = window_view(mfcc, w, axis=0)  # (n_frames-w+1, n_mfcc, w)
-        slopes = windows @ self.delta_weights
-        return slopes[-self.config.frames_per_segment :]
+        w, n = self.config.delta_width, self.config.frames_per_segment
+        b, f, c = mfcc.shape
+        s0, s1, s2 = mfcc.strides
+        windows = np.ndarray((b, n, c, w), mfcc.dtype, mfcc, (f - n - w + 1) * s1, (s0, s1, s2, s1))  # (B, n, n_mfcc, w)
+        return windows @ self.delta_weights
 
     def _hpss(self, mel_power: np.ndarray, out: np.ndarray) -> None:
         """12 descriptors of a causal median-filter harmonic/percussive split (see docs/features.md).
 
-        Writes (frames_per_segment, 12) into ``out``.
+        Writes (B, frames_per_segment, 12) into ``out``.
         """
         cfg = self.config
         n = cfg.frames_per_segment
         kh, kp = cfg.harmonic_kernel, cfg.percussive_kernel
         # harmonic: median over the last kh windows of each band (causal in time)
         first = self._harm_first
-        harm = median_of([mel_power[first + c : first + c + n] for c in range(kh)], self._harm_plan)  # (n, n_mels)
+        harm = median_of([mel_power[:, first + c : first + c + n] for c in range(kh)], self._harm_plan)  # (B, n, n_mels)
         # percussive: median over kp neighbouring bands within a window (edge-padded); one earlier window for flux
-        m = mel_power[-(n + 1) :]
-        padded = m.T[self._perc_bands]  # (n_mels + kp - 1, n + 1), band-major so each shifted plane is contiguous
-        perc_all = median_of([padded[c : c + cfg.n_mels] for c in range(kp)], self._perc_plan).T  # (n + 1, n_mels)
-        perc = perc_all[1:]
+        m = mel_power[:, -(n + 1) :]
+        padded = m.transpose(0, 2, 1)[:, self._perc_bands]  # (B, n_mels + kp - 1, n + 1), band-major planes
+        perc_all = median_of([padded[:, c : c + cfg.n_mels] for c in range(kp)], self._perc_plan).transpose(0, 2, 1)  # (B, n + 1, n_mels)
+        perc = perc_all[:, 1:]
         # soft (Wiener) masks split the window's power into harmonic and percussive parts
         h2, p2 = harm * harm, perc * perc
         mask_h = h2 / np.maximum(h2 + p2, AMIN * AMIN)
-        cur = m[1:]
-        parts = np.empty((2, n, cfg.n_mels))
-        np.multiply(cur, mask_h, out=parts[0])
-        np.multiply(cur, 1.0 - mask_h, out=parts[1])  # (2, n, n_mels)
-        energy = np.add.reduce(parts, axis=-1)  # (2, n)
+        cur = m[:, 1:]
+        parts = np.empty((mel_power.shape[0], 2, n, cfg.n_mels))
+        np.multiply(cur, mask_h, out=parts[:, 0])
+        np.multiply(cur, 1.0 - mask_h, out=parts[:, 1])  # (B, 2, n, n_mels)
+        energy = np.add.reduce(parts, axis=-1)  # (B, 2, n)
         safe = np.maximum(energy, AMIN)
         top = cfg.n_mels - 1
         centroid = (parts @ self.band_index) / safe
@@ -242,14 +253,14 @@ class FeatureExtractor:
         cum = np.add.accumulate(parts, axis=-1)
         rolloff = np.argmax(cum >= ROLLOFF * safe[..., None], axis=-1).astype(np.float64)
         logperc = np.log(np.maximum(perc_all, AMIN))
-        flux = np.add.reduce(np.maximum(logperc[1:] - logperc[:-1], 0.0), axis=-1) / cfg.n_mels
-        out[:, 0:2] = (10.0 * np.log10(safe)).T  # h_log_energy, p_log_energy
-        out[:, 2] = energy[0] / np.maximum(energy[0] + energy[1], AMIN)  # harmonic_ratio
-        out[:, 3:5] = (centroid / top).T
-        out[:, 5:7] = (spread / top).T
-        out[:, 7:9] = flatness.T
-        out[:, 9:11] = (rolloff / top).T
-        out[:, 11] = flux
+        flux = np.add.reduce(np.maximum(logperc[:, 1:] - logperc[:, :-1], 0.0), axis=-1) / cfg.n_mels
+        out[:, :, 0:2] = (10.0 * np.log10(safe)).transpose(0, 2, 1)  # h_log_energy, p_log_energy
+        out[:, :, 2] = energy[:, 0] / np.maximum(energy[:, 0] + energy[:, 1], AMIN)  # harmonic_ratio
+        out[:, :, 3:5] = (centroid / top).transpose(0, 2, 1)
+        out[:, :, 5:7] = (spread / top).transpose(0, 2, 1)
+        out[:, :, 7:9] = flatness.transpose(0, 2, 1)
+        out[:, :, 9:11] = (rolloff / top).transpose(0, 2, 1)
+        out[:, :, 11] = flux
 
     # public API ---------------------------------------------------------------------------------
     def segment_features(self, x: np.ndarray) -> np.ndarray:
@@ -262,15 +273,26 @@ class FeatureExtractor:
         cfg = self.config
         if x.ndim != 1 or x.shape[0] != cfg.input_samples:
             raise ValueError(f"segment_features needs ({cfg.input_samples},) samples, got {x.shape}")
-        frames = self._frames(np.ascontiguousarray(x, dtype=np.float64))  # (n_frames, n_fft)
-        mel_power = self._mel_power(frames)  # (n_frames, n_mels)
-        mfcc = self._mfcc(mel_power)  # (n_frames, n_mfcc)
-        out = np.empty((cfg.frames_per_segment, cfg.n_features), dtype=np.float32)
-        out[:, : cfg.n_mfcc] = mfcc[-cfg.frames_per_segment :]
-        out[:, cfg.n_mfcc : 2 * cfg.n_mfcc] = self._deltas(mfcc)
-        hpss = np.empty((cfg.frames_per_segment, N_HPSS))
-        self._hpss(mel_power, hpss)  # (n, 12) float64, cast once like the other columns
-        out[:, 2 * cfg.n_mfcc :] = hpss
+        return self.run_features(x, 1)[0]
+
+    def run_features(self, x: np.ndarray, count: int) -> np.ndarray:
+        """Features of ``count`` consecutive segments at once (the bulk offline path): x holds the first one's
+        left context and the segments, (context_samples + count * segment_samples,). Returns (count,
+        frames_per_segment, n_features) float32, each bit-identical to ``segment_features`` of its own slice:
+        every step is per window or per segment (per-row FFTs, elementwise operations, reductions along a
+        row, one matrix product per segment; tests/dsp/test_features.py checks it)."""
+        cfg = self.config
+        if x.ndim != 1 or count < 1 or x.shape[0] != cfg.context_samples + count * cfg.segment_samples:
+            raise ValueError(f"run_features needs ({cfg.context_samples} + {count} x {cfg.segment_samples},) samples, got {x.shape}")
+        frames = self._frames(np.ascontiguousarray(x, dtype=np.float64), count)  # (n_windows, n_fft)
+        mel_power = self._mel_power(frames, count)  # (count, n_frames, n_mels)
+        mfcc = self._mfcc(mel_power)  # (count, n_frames, n_mfcc)
+        out = np.empty((count, cfg.frames_per_segment, cfg.n_features), dtype=np.float32)
+        out[:, :, : cfg.n_mfcc] = mfcc[:, -cfg.frames_per_segment :]
+        out[:, :, cfg.n_mfcc : 2 * cfg.n_mfcc] = self._deltas(mfcc)
+        hpss = np.empty((count, cfg.frames_per_segment, N_HPSS))
+        self._hpss(mel_power, hpss)  # (count, n, 12) float64, cast once like the other columns
+        out[:, :, 2 * cfg.n_mfcc :] = hpss
         return out
 
     def signal_features(self, audio: np.ndarray) -> np.ndarray:
@@ -327,3 +349,21 @@ class Segmenter:
                 # keep the last context_samples as the next segment's left context
                 self._buf[: self._ctx] = self._buf[self._seg :]
                 self._fill = self._ctx
+
+    def push_runs(self, block: np.ndarray, most: int) -> Iterator[tuple[int, np.ndarray, int]]:
+        """``push`` for the bulk path: yields (first segment index, samples, count) for runs of at most
+        ``most`` consecutive completed segments, ``samples`` being the first one's left context and the
+        segments (context_samples + count * segment_samples,), for FeatureExtractor.run_features. The
+        same segments as ``push`` (and the two can be mixed on one stream); ``samples`` is valid until the
+        generator advances."""
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        data = np.concatenate([self._buf[: self._fill], block])  # the next segment's context, held samples, the block
+        n = (data.shape[0] - self._ctx) // self._seg
+        for first in range(0, n, most):
+            count = min(most, n - first)
+            yield self.segments_done, data[first * self._seg : (first + count) * self._seg + self._ctx], count
+            self.segments_done += count
+        rest = data[n * self._seg :]  # the next segment's context and what there is of it
+        self._buf[: rest.shape[0]] = rest
+        self._fill = rest.shape[0]
+        self.samples_in += block.shape[0]

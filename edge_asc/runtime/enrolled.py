@@ -168,7 +168,9 @@ class EnrolledSet:
         if not 1 <= k <= len(self):
             raise ValueError(f"k must be between 1 and the {len(self)} enrolled items, got {k}")
         x = np.asarray(x, dtype=np.float32)
-        d = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ self.embeddings.T) + self._sq[None, :]  # (B, M)
+        # one (1, D) x (D, M) product per query, so a row's distances do not depend on the batch it came in
+        # (one matrix product for the batch would sum in another order: runtime.encoder.BATCH_INVARIANCE)
+        d = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x[:, None, :] @ self.embeddings.T)[:, 0, :] + self._sq[None, :]  # (B, M)
         np.maximum(d, 0.0, out=d)
         ids = np.argpartition(d, k - 1, axis=1)[:, :k] if k < len(self) else np.tile(np.arange(len(self)), (x.shape[0], 1))
         order = np.argsort(np.take_along_axis(d, ids, axis=1), axis=1, kind="stable")

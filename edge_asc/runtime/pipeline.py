@@ -12,10 +12,9 @@ whatever its neighbours are; None switches the gate off, and so does an index wi
 offline ``classify`` and the live daemon call the same code with the same samples, so
 they produce the same decisions whatever the block sizes.
 
-``Conditioner`` is the step before: a source's (frames, channels) blocks at the device rate -> mono
-at the model's rate (channel mean, then edge_asc.dsp.resample), the same operations a file goes through in
-audio_io.iter_audio. It also replaces NaN and infinite samples (which a device or driver may deliver)
-with 0, counts them and warns, so one bad sample cannot stop the worker; audio_io refuses such files.
+``Conditioner`` (edge_asc.dsp.condition, imported here for the daemon's worker) is the step before: any
+source's (frames, channels) blocks at its rate -> mono at the model's rate, the one path files and
+devices both take.
 """
 
 from __future__ import annotations
@@ -29,16 +28,15 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_asc.dsp.audio_io import to_mono
+from edge_asc.dsp.condition import Conditioner  # noqa: F401  (the daemon's worker takes it from here)
 from edge_asc.dsp.features import FeatureExtractor, Segmenter
-from edge_asc.dsp.resample import StreamResampler
 from edge_asc.runtime.decision import Decision, DecisionPolicy, Vote, vote
 
 log = logging.getLogger(__name__)
 
 STAGES = ("features", "encoder", "search", "total")
 TIMING_WINDOW = 1024  # segments kept for the status event's median / p99
-NONFINITE_WARN_INTERVAL_S = 60.0  # at most one warning about NaN/inf samples per this long, per source
+BULK_SEGMENTS = 64  # segments per feature pass, encoder call and index query on the bulk path (bench/bench_classify.py)
 SILENCE_DBFS = -90.0  # decision.silence_dbfs's default: a segment quieter votes ``silence``; bench/bench_silence.py: the
 # quietest ambient13 segment is -80.4 dBFS (10 dB above), 16-bit dither about -101 dBFS (11 dB below)
 
@@ -64,37 +62,6 @@ class SegmentResult:
     timings: tuple[float, float, float, float]  # seconds: features, encoder, search, total
     bound: float | None = None  # enrolled_only: the distance its nearest place had to beat (runtime.search)
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)  # (D,) the segment's embedding (what an enrolment from the stream keeps)
-
-
-class Conditioner:
-    """(frames, channels) float32 at ``in_rate`` -> (n,) mono float32 at ``out_rate``, streamed."""
-
-    def __init__(self, in_rate: int, out_rate: int, name: str = "audio") -> None:
-        self.in_rate, self.out_rate = in_rate, out_rate
-        self.name = name  # the source, for the warning
-        self.resampler = StreamResampler(in_rate, out_rate)
-        self.nonfinite = 0  # NaN or infinite samples replaced with 0
-        self._warned_at: float | None = None  # monotonic time of the last warning about them
-
-    def process(self, block: np.ndarray) -> np.ndarray:
-        mono = to_mono(self._finite(np.asarray(block)))  # (frames,)
-        return mono if self.resampler.identity else self.resampler.process(mono)
-
-    def _finite(self, block: np.ndarray) -> np.ndarray:
-        """``block`` with NaN and infinite samples replaced by 0 (a copy only when there are any)."""
-        if np.isfinite(block.sum(dtype=np.float64)):  # NaN/inf propagate into the sum: no mask per block
-            return block
-        ok = np.isfinite(block)
-        bad = int(ok.size - np.count_nonzero(ok))
-        self.nonfinite += bad
-        now = time.monotonic()
-        if self._warned_at is None or now - self._warned_at >= NONFINITE_WARN_INTERVAL_S:
-            self._warned_at = now
-            log.warning("%s: %d NaN or infinite samples replaced with 0 (%d so far)", self.name, bad, self.nonfinite)
-        return np.where(ok, block, np.float32(0.0)).astype(np.float32, copy=False)
-
-    def flush(self) -> np.ndarray:
-        return self.resampler.flush()
 
 
 class StageTimes:
@@ -187,7 +154,19 @@ class Pipeline:
         """
         ready = time.monotonic() if ready is None else ready
         for i, x in self.segmenter.push(block):
-            seg = self.process_segment(self._index_offset + i, x, ready)
+            yield from self._decide([self.process_segment(self._index_offset + i, x, ready)])
+
+    def push_bulk(self, block: np.ndarray, most: int = BULK_SEGMENTS) -> Iterator[tuple[SegmentResult, Decision | None]]:
+        """``push`` for a file (the offline ``classify``): up to ``most`` segments per feature pass, encoder
+        call and index query, with the same segments, labels, distances and decisions as ``push`` gives for
+        the same samples, whatever the block sizes (each step computes a segment's numbers as for one
+        segment alone: FeatureExtractor.run_features, encoder.BATCH_INVARIANCE, per-query index searches)."""
+        ready = time.monotonic()
+        for first, x, count in self.segmenter.push_runs(block, most):
+            yield from self._decide(self.process_run(self._index_offset + first, x, count, ready))
+
+    def _decide(self, segments: list[SegmentResult]) -> Iterator[tuple[SegmentResult, Decision | None]]:
+        for seg in segments:
             origin = self.index.origin(seg.item) if seg.item >= 0 and hasattr(self.index, "origin") else None
             yield seg, self.policy.push(Vote(seg.index, seg.label, seg.distance, seg.start, seg.end, seg.ready, origin, seg.bound))
 
@@ -195,23 +174,45 @@ class Pipeline:
         """x: (context_samples + segment_samples,) -> the segment's label, distance and neighbours."""
         t0 = time.perf_counter()
         self._batch[0] = self.extractor.segment_features(x)  # (20, 52)
+        return self._search(index, self._batch, x, ready, t0)[0]
+
+    def process_run(self, first: int, x: np.ndarray, count: int, ready: float) -> list[SegmentResult]:
+        """x: the first segment's left context and ``count`` consecutive segments -> their results (the
+        bulk path; each segment's timings are the run's divided by ``count``)."""
+        t0 = time.perf_counter()
+        return self._search(first, self.extractor.run_features(x, count), x, ready, t0)
+
+    def _search(self, first: int, features: np.ndarray, x: np.ndarray, ready: float, t0: float) -> list[SegmentResult]:
+        """features (B, 20, 52) of segments first.. (x: their samples, with the first one's left context)."""
         t1 = time.perf_counter()
-        emb = self.encoder.embed(self._batch)  # (1, D)
+        emb = self.encoder.embed(features)  # (B, D)
         t2 = time.perf_counter()
-        labels, distances, ids = self.index.query(emb, self.neighbours)  # (1, n) each
+        labels, distances, ids = self.index.query(emb, self.neighbours)  # (B, n) each
         t3 = time.perf_counter()
-        labels, distances, ids = labels[0], distances[0], ids[0]
+        count = features.shape[0]
+        times = tuple(t / count for t in (t1 - t0, t2 - t1, t3 - t2, t3 - t0))
+        bounds = getattr(self.index, "bounds", None)
+        seg_len, ctx = self.feature_config.segment_samples, self.feature_config.context_samples
+        out = []
+        for j in range(count):
+            self.times.add(times)
+            samples = x[ctx + j * seg_len : ctx + (j + 1) * seg_len]
+            bound = None if bounds is None else float(bounds[j])
+            out.append(self._result(first + j, samples, labels[j], distances[j], ids[j], emb[j], ready, times, bound))
+        return out
+
+    def _result(self, index: int, samples: np.ndarray, labels: np.ndarray, distances: np.ndarray, ids: np.ndarray,
+                emb: np.ndarray, ready: float, times: tuple[float, ...], bound: float | None) -> SegmentResult:
+        """One segment's label from its neighbours (and the silence gate on its own ``samples``)."""
         if self.neighbours == 1:
             label, nearest = int(labels[0]), 0
         else:
             label, _ = vote(labels, distances.astype(np.float64), len(self.labels), self.policy.tie_break)
             nearest = int(np.argmax(labels == label))  # nearest neighbour with that label
-        times = (t1 - t0, t2 - t1, t3 - t2, t3 - t0)
-        self.times.add(times)
-        seg_len = self.feature_config.segment_samples
         silence_id = getattr(self.index, "silence_id", None)
-        if silence_id is not None and self.silence_dbfs is not None and segment_dbfs(x[-seg_len:]) < self.silence_dbfs:
+        if silence_id is not None and self.silence_dbfs is not None and segment_dbfs(samples) < self.silence_dbfs:
             label, nearest = silence_id, -1  # below the gate: silence, whatever it sounds nearest to
+        seg_len = self.feature_config.segment_samples
         start = self._sample_offset + (index - self._index_offset) * seg_len
         return SegmentResult(
             index=index,
@@ -225,8 +226,8 @@ class Pipeline:
             end=start + seg_len,
             ready=ready,
             timings=times,
-            bound=None if getattr(self.index, "bounds", None) is None else float(self.index.bounds[0]),
-            embedding=emb[0],
+            bound=bound,
+            embedding=emb,
         )
 
 
@@ -262,7 +263,8 @@ def load_artifacts(
     return encoder, Searcher(index, enrolled, enrolled_only, unknown_threshold, unknown_ratio, silence)
 
 
-def classify_stream(pipeline: Pipeline, blocks: Iterator[np.ndarray]) -> Iterator[tuple[SegmentResult, Decision | None]]:
-    """Run a whole stream of mono model-rate blocks through the pipeline (the offline path)."""
+def classify_stream(pipeline: Pipeline, blocks: Iterator[np.ndarray], bulk: bool = True) -> Iterator[tuple[SegmentResult, Decision | None]]:
+    """Run a whole stream of mono model-rate blocks through the pipeline (the offline path: in bulk, unless
+    ``bulk`` is False, the daemon's one segment at a time; the same results either way)."""
     for block in blocks:
-        yield from pipeline.push(block)
+        yield from (pipeline.push_bulk(block) if bulk else pipeline.push(block))

@@ -28,7 +28,7 @@ from edge_asc.dsp.audio_io import read_audio
 
 __all__ = ["SceneRef", "scene_refs", "content_sha256", "decoder_identity", "DECODE_VERSION"]
 
-DECODE_VERSION = 1  # bump when read_audio's decoding changes (mono mix, resampler) in a way its parameters do not show
+DECODE_VERSION = 2  # 2: soxr replaced the numpy resampler; bump when read_audio's decoding changes (mono mix, resampler) in a way its parameters do not show
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 of the bytes
 _DECODED: "OrderedDict[tuple[tuple[str, int, int], int], np.ndarray]" = OrderedDict()  # ((path, size, mtime_ns), rate) -> samples, least recent first
 DECODED_BYTES_KEPT = 256 * 1024 * 1024  # per process: a file's chunks and the mixing partners are read again and again
@@ -52,11 +52,12 @@ def content_sha256(path: str | Path) -> str:
 def decoder_identity() -> dict[str, object]:
     """What turns a file's bytes into the samples features are computed on (part of every feature cache key)."""
     import soundfile
+    import soxr
 
     return {
         "version": DECODE_VERSION, "reader": f"libsndfile {soundfile.__libsndfile_version__}", "mono": "channel mean",
-        "resampler": {"kind": "polyphase kaiser-windowed sinc", "zero_crossings": resample.ZERO_CROSSINGS,
-                      "rolloff": resample.ROLLOFF, "kaiser_beta": resample.KAISER_BETA},
+        "resampler": {"kind": "libsoxr", "soxr": soxr.__version__, "libsoxr": soxr.__libsoxr_version__,
+                      "quality": resample.QUALITY},
     }
 
 

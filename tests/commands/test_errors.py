@@ -23,9 +23,10 @@ def test_a_missing_sound_file_is_not_found_not_a_system_error(tiny_artifacts, tm
     assert _only_error_lines(err) == [f"ERROR edge_asc.commands.classify: {missing}: cannot read audio (not found)"]
 
 
-def test_a_directory_given_as_a_sound_file_is_named_as_such(tiny_artifacts, tmp_path, capsys):
+def test_a_directory_without_sound_files_is_named_as_such(tiny_artifacts, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not audio")
     rc = main(["classify", str(tmp_path), "--model", str(tiny_artifacts.model), "--index", str(tiny_artifacts.index)])
-    assert rc == 2 and "cannot read audio (is a directory)" in capsys.readouterr().err
+    assert rc == 2 and f"{tmp_path}: no sound files (" in capsys.readouterr().err
 
 
 def test_training_on_one_class_is_one_line_and_writes_nothing(tmp_path, capsys):

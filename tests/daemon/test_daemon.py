@@ -379,7 +379,7 @@ def test_growing_overflows_are_logged_at_most_once_per_interval(tiny_artifacts, 
 
     cfg = apply_overrides(DaemonConfig(), {"server.socket": str(tmp_path / "d.sock")})
     encoder, index = load_artifacts(tiny_artifacts.model, tiny_artifacts.index)
-    source = FileSource(tiny_artifacts.clips["rain"], 16000)
+    source = FileSource(tiny_artifacts.clips["rain"])
     d = daemonmod.Daemon(cfg, encoder, index, source)
     with caplog.at_level("WARNING", logger="edge_asc.daemon.daemon"):
         d._warn_overflows()  # none yet: nothing to say

@@ -54,22 +54,28 @@ def _drain(source, timeout=10.0):
     raise AssertionError("the source did not finish")
 
 
-def test_file_source_delivers_the_file_at_the_model_rate_and_paces_in_real_time(tmp_path):
+def test_file_source_delivers_the_files_own_frames_and_paces_in_real_time(tmp_path):
     import soundfile as sf
 
     clip = audio_gen.scene("rain", 1.0, seed=7)
     path = tmp_path / "clip.wav"
     sf.write(str(path), clip, 16000, subtype="FLOAT")
-    fast = FileSource(path, 16000, realtime=False, blocksize=333)
+    fast = FileSource(path, realtime=False, blocksize=333)
     fast.open()
     np.testing.assert_array_equal(_drain(fast)[:, 0], clip)
-    paced = FileSource(path, 16000, realtime=True, blocksize=1600)
+    paced = FileSource(path, realtime=True, blocksize=1600)
     t0 = time.monotonic()
     paced.open()
     np.testing.assert_array_equal(_drain(paced)[:, 0], clip)
     assert time.monotonic() - t0 >= 0.95  # 1 s of audio takes 1 s
     with pytest.raises(SourceError, match="missing.flac"):
-        FileSource(tmp_path / "missing.flac", 16000)
+        FileSource(tmp_path / "missing.flac")
+    stereo = np.stack([clip, -clip], axis=1)[:11025]
+    sf.write(str(path), stereo, 44100, subtype="FLOAT")  # mixing and resampling are the worker's (dsp.condition)
+    raw = FileSource(path, realtime=False, blocksize=512)
+    raw.open()
+    assert (raw.rate, raw.channels) == (44100, 2)
+    np.testing.assert_array_equal(_drain(raw), stereo)
 
 
 def test_stdin_source_reads_s16le_frames_split_anywhere():

@@ -130,6 +130,28 @@ def test_the_segmenter_gives_the_same_segments_for_any_block_size(blocks):
     np.testing.assert_array_equal(np.stack(live), offline)
 
 
+def test_features_of_a_run_of_segments_are_bit_identical_to_each_segments_own():
+    """The bulk path (run_features over push_runs) and the live one (segment_features over push) agree bit for
+    bit, on noise and on real audio, whatever the run lengths and block sizes, mixed on one stream."""
+    x = np.concatenate([noise(3.0, seed=5), read_audio(next(iter(sorted(AMBIENT13.rglob("*.flac")))), 16000)[: 3 * 16000]]
+                       if AMBIENT13.is_dir() else [noise(6.0, seed=5)])
+    live = np.stack([FX.segment_features(view) for _, view in Segmenter(CFG).push(x)])
+    rng = np.random.default_rng(2)
+    for most in (1, 3, 64):
+        seg, got, pos = Segmenter(CFG), [], 0
+        while pos < len(x):
+            size = int(rng.integers(1, 4 * SEG))
+            if rng.random() < 0.2:  # the two kinds of push on one stream
+                got += [FX.segment_features(view) for _, view in seg.push(x[pos : pos + size])]
+            else:
+                for first, samples, count in seg.push_runs(x[pos : pos + size], most):
+                    assert first == len(got) and 1 <= count <= most
+                    got += list(FX.run_features(samples, count))
+            pos += size
+        assert seg.samples_in == len(x) and seg.segments_done == len(live)
+        np.testing.assert_array_equal(np.stack(got), live)
+
+
 # --- librosa ------------------------------------------------------------------------------------------
 
 

@@ -32,21 +32,22 @@ def test_sines_in_the_passband_come_out_exact(rates):
         x = sine(freq, fin, fin).astype(np.float32)  # one second
         y = resample(x, fin, fout)
         assert y.dtype == np.float32
-        assert len(y) == -(-len(x) * fout // fin)  # ceil(n * out / in)
+        assert len(y) == round(len(x) * fout / fin)
         assert error_db(y, sine(freq, fout, len(y))) < -80.0, (fin, fout, freq)
 
 
 def test_tones_above_the_new_nyquist_are_removed():
-    """44.1 kHz -> 16 kHz: tones above 8 kHz would alias. The filter (-6 dB at 0.94 x 8 kHz, 10 zero
-    crossings) has a transition band of about 2 kHz either side of its cutoff."""
-    for freq, floor_db in ((9000.0, -30.0), (10000.0, -60.0), (12000.0, -60.0), (20000.0, -60.0)):
+    """44.1 kHz -> 16 kHz: tones above 8 kHz would alias. soxr's HQ filter has its stopband from the new
+    Nyquist on (bench/bench_resample.py measures more than 125 dB of attenuation there)."""
+    for freq in (8000.0, 8500.0, 10000.0, 12000.0, 20000.0):
         y = resample(sine(freq, 44100, 44100).astype(np.float32), 44100, 16000)
         level = 20 * np.log10(np.sqrt(np.mean(y[4000:12000] ** 2)) / np.sqrt(0.5))
-        assert level < floor_db, (freq, level)
+        assert level < -100.0, (freq, level)
 
 
-@pytest.mark.parametrize("rates", [(44100, 16000), (16000, 44100), (48000, 16000), (16000, 16000)])
+@pytest.mark.parametrize("rates", [(44100, 16000), (16000, 44100), (48000, 16000), (16000, 16000), (22050, 16000), (96000, 16000), (11025, 16000)])
 def test_the_resampler_gives_the_same_output_for_any_block_size(rates):
+    """Bit for bit (soxr's stream keeps its own history): what makes live == offline."""
     fin, fout = rates
     rng = np.random.default_rng(7)
     x = rng.standard_normal(fin // 2).astype(np.float32)

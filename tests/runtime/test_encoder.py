@@ -102,7 +102,11 @@ def test_the_encoder_reads_its_metadata_and_embeds_batches_like_single_segments(
     emb = encoder.embed(x)
     assert emb.shape == (5, d) and emb.dtype == np.float32
     one = np.concatenate([encoder.embed(x[i : i + 1]) for i in range(5)])
-    np.testing.assert_allclose(one, emb, atol=1e-5)
+    np.testing.assert_array_equal(one, emb)  # bit for bit (encoder.BATCH_INVARIANCE): bulk classify relies on it
+    x = np.random.default_rng(1).standard_normal((37, 20, 52)).astype(np.float32)
+    whole = encoder.embed(x)
+    for size in (2, 3, 16):
+        np.testing.assert_array_equal(np.concatenate([encoder.embed(x[i : i + size]) for i in range(0, 37, size)]), whole)
     assert encoder.embed(np.zeros((0, 20, 52), np.float32)).shape == (0, d)
 
 
