@@ -38,9 +38,8 @@ def task_source(ctx: Context, task: Task, data: TaskData, train_labels: np.ndarr
     """
     config = unit_train_config(ctx.train_config, task, task.methods[0], threads=1)  # seed, augmentation, features
     recordings = ctx.dataset.scene_recordings()[data.train_scenes]
-    sources = ctx.dataset.scene_sources()[data.train_scenes]
     workers = 1 if ctx.config.jobs > 1 else (os.cpu_count() or 1)
-    return SceneSource(config, scene_refs(ctx.dataset, data.train_scenes), train_labels, recordings, ctx.cache, workers, sources)
+    return SceneSource(config, scene_refs(ctx.dataset, data.train_scenes), train_labels, recordings, ctx.cache, workers)
 
 
 def evaluate_no_learning(ctx: Context, train: SegmentSet, y_train: np.ndarray, test: SegmentSet, y_test: np.ndarray, n_classes: int) -> list[RuleResult]:

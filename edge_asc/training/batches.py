@@ -85,7 +85,7 @@ class SceneSource:
     """
 
     def __init__(self, config: TrainConfig, scenes: Sequence[SceneRef | np.ndarray], labels: np.ndarray, recordings: np.ndarray,
-                 cache: FeatureCache | None = None, workers: int = 1, sources: np.ndarray | None = None) -> None:
+                 cache: FeatureCache | None = None, workers: int = 1) -> None:
         fc = config.features
         refs = [s if isinstance(s, SceneRef) else SceneRef.from_waveform(s, fc.sample_rate) for s in scenes]
         keep = [i for i, s in enumerate(refs) if s.n_samples >= fc.segment_samples]
@@ -95,9 +95,6 @@ class SceneSource:
         self.scenes = [refs[i] for i in keep]
         self.labels = np.asarray(labels, dtype=np.int64)[keep]
         self.recordings = np.asarray(recordings, dtype=np.int64)[keep]  # the augmentation mixes across recordings
-        # (n,) which dataset each scene comes from (``Dataset.scene_sources``): batches balance them within a class
-        self.sources = np.zeros(len(keep), dtype=np.int64) if sources is None else np.asarray(sources, dtype=np.int64)[keep]
-        self._counts: dict[int, np.ndarray] = {}  # epoch -> (n_usable,) segments per scene in that epoch's store
         self.cache = cache if cache is not None else FeatureCache.disabled()
         self.workers = max(1, int(workers))
         self.augmenter = Augmenter(config.augment, fc.sample_rate, fc.segment_samples)
@@ -159,9 +156,6 @@ class SceneSource:
         counts = np.array([p.shape[0] for p in parts], dtype=np.int64)
         return SegmentStore(parts, fc.frames_per_segment, fc.n_features), np.repeat(labels, counts)
 
-    def strata_present(self) -> bool:
-        return bool(np.any(self.sources != self.sources[0]))
-
     def clean(self) -> Segments:
         """Every scene's clean segments (computed now when not cached). Not kept by the source: a store over an
         on-disk cache maps a file per scene, and is dropped by the caller once read."""
@@ -175,28 +169,17 @@ class SceneSource:
         With an in-memory cache, the draw asked for before this one is dropped from it (its arrays live on only
         in the store the caller still holds), so memory does not grow with the epochs."""
         if not self.config.augment.enabled:
-            x, y = self.clean()
-            self._counts = {epoch: np.array([p.shape[0] for p in x.parts], dtype=np.int64)[self.usable()]}
-            return x, y
+            return self.clean()
         jobs = self._draw_jobs(epoch)
         parts = self._entries(jobs, f"augmenting {len(self.scenes)} scenes (draw {epoch})")
-        self._counts = {epoch: np.array([p.shape[0] for p in parts], dtype=np.int64)}
         if not self.cache.on_disk:
             keep = {j.key for j in jobs}
             self.cache.forget([k for k in self._held if k not in keep])
             self._held = list(keep)
         return self._segments(parts, self.labels[self.usable()])
 
-    def strata(self, epoch: int) -> np.ndarray | None:
-        """(N,) the source of every segment of ``epoch(epoch)`` (asked for after it), or None with one source."""
-        if not self.strata_present():
-            return None
-        return np.repeat(self.sources[self.usable()], self._counts[epoch])
-
     def fingerprint(self) -> dict[str, Any]:
         h = hashlib.sha256(self.labels.tobytes())
-        if self.strata_present():
-            h.update(self.sources.tobytes())
         for s in self.scenes:
             h.update(bytes.fromhex(s.key))  # the content: file bytes and cut, or the samples
         return {"kind": "scenes", "scenes": len(self.scenes), "sha256": h.hexdigest()}
@@ -219,10 +202,6 @@ class SegmentSource:
 
     def epoch(self, epoch: int) -> Segments:
         return self.features, self.labels
-
-    def strata(self, epoch: int) -> None:
-        """One source."""
-        return None
 
     def fingerprint(self) -> dict[str, Any]:
         h = hashlib.sha256(self.labels.tobytes())
@@ -261,43 +240,21 @@ def steps_per_epoch(segments: int, batch_items: int, world_size: int) -> int:
     return max(1, math.ceil(segments / (batch_items * world_size)))
 
 
-def class_balanced_batches(
-    labels: np.ndarray, config: TrainConfig, rng: np.random.Generator, n_batches: int | None = None, strata: np.ndarray | None = None
-) -> list[np.ndarray]:
+def class_balanced_batches(labels: np.ndarray, config: TrainConfig, rng: np.random.Generator, n_batches: int | None = None) -> list[np.ndarray]:
     """``n_batches`` batches (default: len(labels) / (P * K), rounded up), each of P classes x K items (batch_shape).
 
     Classes are drawn uniformly among those with >= 2 items (small classes are not drowned out, and every
     anchor has a positive); within a class, items are drawn uniformly (with replacement). The trainer gives
-    ``n_batches`` (its steps per epoch), so every rank trains as many steps in every epoch.
-
-    ``strata`` (N,) (the source dataset of every item): within a class, each item first draws one of the
-    class's sources uniformly, then an item of it, so a source's many short loops do not outweigh another's few
-    long recordings. A class held by one source is drawn as without strata. (Drawing within a class uniformly
-    over items instead measured no different on ambient13 + debian-ambient: bench/generalise.py.)
+    ``n_batches`` (its steps per epoch), so every rank trains as many steps in every epoch. (With several
+    datasets, drawing a class's sources equally often, then an item, measured no better on ambient13 +
+    debian-ambient than this: bench/generalise.py, README "Does more data help?".)
     """
     p, k = batch_shape(labels, config)
     classes, counts = np.unique(labels, return_counts=True)
     members = [np.flatnonzero(labels == c) for c in classes[counts >= 2]]  # per class: its items, ascending
-    groups = [_strata_of(m, strata) for m in members] if strata is not None else [None] * len(members)
     n_batches = max(1, math.ceil(labels.shape[0] / (p * k))) if n_batches is None else n_batches
     batches = []
     for _ in range(n_batches):
-        parts = [_draw(members[c], groups[c], k, rng) for c in rng.choice(len(members), size=p, replace=False)]
+        parts = [members[c][rng.integers(members[c].shape[0], size=k)] for c in rng.choice(len(members), size=p, replace=False)]
         batches.append(np.concatenate(parts))  # (P * K,)
     return batches
-
-
-def _strata_of(items: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """A class's items ordered by stratum and each stratum's (start, size) in that order; None for one stratum."""
-    order = items[np.argsort(strata[items], kind="stable")]  # (n,)
-    _, starts, sizes = np.unique(strata[order], return_index=True, return_counts=True)
-    return None if starts.shape[0] == 1 else (order, np.stack([starts, sizes], axis=1))
-
-
-def _draw(items: np.ndarray, groups: tuple[np.ndarray, np.ndarray] | None, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``k`` items of a class, uniformly (no strata) or a uniform stratum then a uniform item of it."""
-    if groups is None:
-        return items[rng.integers(items.shape[0], size=k)]
-    order, bounds = groups  # (n,), (S, 2)
-    pick = bounds[rng.integers(bounds.shape[0], size=k)]  # (k, 2) start, size of each item's stratum
-    return order[pick[:, 0] + (rng.random(k) * pick[:, 1]).astype(np.int64)]

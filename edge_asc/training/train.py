@@ -246,7 +246,7 @@ def fit(
         x_all, y_all = source.epoch(epoch)  # (N, 20, 52), (N,) this epoch's (augmented) segments
         t_feat = time.perf_counter() - t0
         rng, gen = epoch_generators(config.seed, epoch, world.rank, world.device)
-        batches = class_balanced_batches(y_all, config, rng, steps, source.strata(epoch))  # steps x (P * K,) indices, this rank's
+        batches = class_balanced_batches(y_all, config, rng, steps)  # steps x (P * K,) indices, this rank's
         net.train()
         totals = EpochTotals()
         last_note = time.perf_counter()
@@ -345,6 +345,5 @@ def train(
     indices = np.arange(len(dataset.scenes)) if scene_indices is None else np.asarray(scene_indices, dtype=np.int64)
     labels = dataset.scene_labels()[indices]
     recordings = dataset.scene_recordings()[indices]
-    sources = dataset.scene_sources()[indices]
-    source = SceneSource(config, scene_refs(dataset, indices), labels, recordings, cache or FeatureCache.disabled(), workers, sources)
+    source = SceneSource(config, scene_refs(dataset, indices), labels, recordings, cache or FeatureCache.disabled(), workers)
     return fit(config, source, dataset.labels, out_dir, resume, progress, stop_after, device)

@@ -72,22 +72,3 @@ def test_every_rank_trains_as_many_batches_as_steps_in_every_epoch():
                 assert len(batches) == steps and all(b.shape == (p * k,) for b in batches), (world, epoch, rank)
     assert shorter > 0  # some epochs have fewer segments than the clean ones
 
-
-def test_each_source_of_a_class_is_drawn_about_equally_often():
-    labels = np.array([0] * 900 + [0] * 100 + [1] * 500)  # class 0: 900 items of source 0, 100 of source 1
-    strata = np.array([0] * 900 + [1] * 100 + [0] * 500)
-    cfg = TrainConfig(batch_size=16, classes_per_batch=2)
-    items = np.concatenate(class_balanced_batches(labels, cfg, np.random.default_rng(0), 200, strata))
-    class0 = items[labels[items] == 0]
-    share = np.mean(strata[class0] == 1)
-    assert 0.45 < share < 0.55  # without strata it would be 0.10
-    plain = np.concatenate(class_balanced_batches(labels, cfg, np.random.default_rng(0), 200))
-    assert np.mean(strata[plain[labels[plain] == 0]] == 1) < 0.2
-
-
-def test_one_source_draws_the_same_batches_with_or_without_strata():
-    labels = np.repeat(np.arange(4), 50)
-    cfg = TrainConfig(batch_size=16, classes_per_batch=4)
-    plain = class_balanced_batches(labels, cfg, np.random.default_rng(3), 20)
-    same = class_balanced_batches(labels, cfg, np.random.default_rng(3), 20, np.zeros_like(labels))
-    assert all(np.array_equal(a, b) for a, b in zip(plain, same))
