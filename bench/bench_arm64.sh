@@ -157,7 +157,8 @@ if has tests; then
     rc=0
     in_root bash -c 'cd /root/edge-asc && export XDG_RUNTIME_DIR=/run/user/0 && mkdir -p $XDG_RUNTIME_DIR && bash scripts/test.sh -p no:cacheprovider -rfEs '"${PYTEST_ARGS:-}" >"$ROOT/arm64-tests.log" 2>&1 || rc=$?
     grep -E '^(FAILED|ERROR|SKIPPED)' "$ROOT/arm64-tests.log" | cut -c1-240 | sort | uniq -c | sort -rn | head -40
-    counts=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$ROOT/arm64-tests.log" | tail -1 | tr -d '=' | sed 's/^ *//')
+    # -q prints the counts without the ===== frame
+    counts=$(grep -E '(passed|failed|error).* in [0-9.]+s' "$ROOT/arm64-tests.log" | tail -1 | tr -d '=' | sed 's/^ *//' || true)
     echo "tests: rc $rc: ${counts:-no summary line (see the log)}"
     SUMMARY+=("tests: rc $rc: ${counts:-no summary line} ($(($(now) - t0)) s emulated)")
 fi
