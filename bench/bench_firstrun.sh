@@ -43,7 +43,10 @@ if [ ! -x "$BASE/usr/bin/python3" ]; then
 fi
 cp -a "$BASE/." "$ROOT/"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-mount -t proc proc "$ROOT/proc"; mount --bind /sys "$ROOT/sys"; mount --bind /dev "$ROOT/dev"; mount --bind /dev/pts "$ROOT/dev/pts"
+mount -t proc proc "$ROOT/proc"; mount --bind /dev "$ROOT/dev"; mount --bind /dev/pts "$ROOT/dev/pts"
+# Not /sys under emulation: onnxruntime's cpuinfo reads the host's CPU list there and the host's (x86)
+# /proc/cpuinfo, and its import segfaults under qemu-user (an emulation artefact; a real arm64 is fine).
+[ "$ARCH" = "$(dpkg --print-architecture)" ] && mount --bind /sys "$ROOT/sys"
 ENV=(PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8)
 # A network behind a TLS-inspecting proxy: the host's local CAs are trusted in the root too (apt, pip).
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
