@@ -17,7 +17,7 @@ encoder's embedding concatenated with the baseline's standardised statistics (``
 to the embedding's mean norm times each weight W of ``--concat-w``): whether the learned part adds to what the statistics know.
 Scores: ``first`` (a scene's first 300 ms), ``segment`` (every segment alone), ``all`` (majority over the scene),
 each a mean over scenes' segments as the report computes them. Prints one line per model and a summary table
-(mean +- std over folds of the per-fold mean over seeds); --json appends every result as one line, and
+(mean +- std over folds of the per-fold mean over seeds; over seeds for the one cross-source split); --json appends every result as one line, and
 ``--tables FILE`` prints the tables of such a file, pooling runs with the same settings.
 """
 
@@ -127,11 +127,15 @@ def summary(results: list[dict]) -> list[str]:
     keys = sorted({(r["part"], r["name"].split(" ", 1)[-1], r["variant"]) for r in results})
     for part, name, variant in keys:
         rs = [r for r in results if r["part"] == part and r["name"].split(" ", 1)[-1] == name and r["variant"] == variant]
-        for method in [m for m in rs[0] if m in ("encoder", "baseline") or m.startswith("concat")]:
+        methods = [m for m in rs[0] if (m in ("encoder", "baseline") or m.startswith("concat")) and all(m in r for r in rs)]
+        for method in methods:  # the concatenation weights every pooled run measured
             for source in rs[0][method]:
                 cells = []
                 for metric in ("first", "segment", "all"):
-                    per_fold = [np.mean([r[method][source][metric] for r in rs if r["fold"] == f]) for f in sorted({r["fold"] for r in rs})]
+                    folds = sorted({r["fold"] for r in rs})
+                    per_fold = [np.mean([r[method][source][metric] for r in rs if r["fold"] == f]) for f in folds]
+                    if len(folds) == 1:  # one split (cross-source): the spread is over seeds
+                        per_fold = [r[method][source][metric] for r in rs]
                     cells.append(f"{100 * np.mean(per_fold):.1f} ± {100 * np.std(per_fold):.1f}")
                 chance = np.mean([r["chance"] for r in rs])
                 lines.append(f"| {part} | {name} | {variant} | {method} | {source} | {' | '.join(cells)} | {100 * chance:.1f} |")
