@@ -39,7 +39,8 @@ from quick_eval import apply_sets, nearest_labels, scores  # noqa: E402  (the sa
 from edge_asc.commands.common import train_config_from_file  # noqa: E402
 from edge_asc.dsp.features import FeatureExtractor  # noqa: E402
 from edge_asc.evaluation.baselines import Standardiser, segment_statistics  # noqa: E402
-from edge_asc.training.datasets import extract_segments, load_datasets  # noqa: E402
+from edge_asc.training.combine import load_datasets  # noqa: E402
+from edge_asc.training.datasets import extract_segments  # noqa: E402
 from edge_asc.training.feature_cache import FeatureCache  # noqa: E402
 from edge_asc.training.splits import split_by_recording  # noqa: E402
 from edge_asc.training.train import train  # noqa: E402

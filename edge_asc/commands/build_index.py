@@ -51,7 +51,7 @@ def config_from_args(args: argparse.Namespace) -> IndexConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_asc.training.datasets import load_datasets
+    from edge_asc.training.combine import load_datasets
     from edge_asc.training.layouts import DatasetError
     from edge_asc.contract import ArtifactError
     from edge_asc.runtime.encoder import Encoder

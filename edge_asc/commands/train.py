@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 def train_here(args: argparse.Namespace) -> int:
     """The training itself, in this process (one rank of a torchrun, or the only one)."""
     from edge_asc.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from edge_asc.training.datasets import load_datasets
+    from edge_asc.training.combine import load_datasets
     from edge_asc.training.extract import ExtractionError
     from edge_asc.training.layouts import DatasetError
     from edge_asc.training.train import train

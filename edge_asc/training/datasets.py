@@ -12,7 +12,6 @@ Only numpy, the standard library and edge_asc's own numpy modules are imported h
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,8 +25,7 @@ from edge_asc.dsp.features import SAMPLE_RATE, FeatureConfig, FeatureExtractor
 from edge_asc.training.layouts import DatasetError, Entry, FoldLists, detect_layout, read_layout, recording_from_name, rel_path
 
 __all__ = [  # recording_from_name and DatasetError live in layouts.py; they are part of this module's interface
-    "CHUNK_SECONDS", "LAYOUTS", "DatasetError", "SceneFile", "Fold", "Dataset", "SegmentSet", "load_dataset", "load_datasets",
-    "unique_names", "detect_layout",
+    "CHUNK_SECONDS", "LAYOUTS", "DatasetError", "SceneFile", "Fold", "Dataset", "SegmentSet", "load_dataset", "detect_layout",
     "chunk_bounds", "recording_from_name", "iter_scene_audio", "load_scene_audio", "extract_segments",
     "recordings_on_both_sides",
 ]
@@ -79,8 +77,8 @@ class Dataset:
     sample_rate: int = SAMPLE_RATE
     chunk_seconds: float | None = CHUNK_SECONDS
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason) for every unusable file
-    sources: tuple[str, ...] = ()  # names of the datasets combined by load_datasets (one per root); () = one
-    roots: tuple[Path, ...] = ()  # their folders (load_datasets); () = just ``root``
+    sources: tuple[str, ...] = ()  # names of the datasets combined by combine.load_datasets (one per root); () = one
+    roots: tuple[Path, ...] = ()  # their folders (combine.load_datasets); () = just ``root``
 
     @property
     def source_names(self) -> tuple[str, ...]:
@@ -196,63 +194,6 @@ def load_dataset(
     if skipped:
         log.warning("%d of %d files skipped (named above)", len(skipped), len(entries))
     return dataset
-
-
-def load_datasets(
-    roots: Sequence[str | Path],
-    layout: str = "auto",
-    chunk_seconds: float | None = CHUNK_SECONDS,
-    sample_rate: int = SAMPLE_RATE,
-    segment_seconds: float | None = None,
-) -> Dataset:
-    """Several datasets as one (``edge-asc train --data A --data B``): the union of their labels and scenes.
-
-    One root is ``load_dataset``'s dataset, unchanged. With several, every scene records its source (the
-    folder's name, made unique: ``Dataset.sources``) and its recording id is prefixed with that name
-    (``ambient13/moodist:cafe.mp3``), so that recordings stay distinct across sources and splits grouped by
-    recording stay leak-free. Official folds are dropped (they describe one dataset); ``layout`` applies to all.
-    """
-    roots = [Path(r) for r in roots]
-    if not roots:
-        raise DatasetError("no dataset given")
-    if len(roots) == 1:
-        return load_dataset(roots[0], layout, chunk_seconds, sample_rate, segment_seconds)
-    if len({r.resolve() for r in roots}) < len(roots):
-        raise DatasetError(f"a dataset is given twice: {', '.join(map(str, roots))}")
-    parts = [load_dataset(r, layout, chunk_seconds, sample_rate, segment_seconds) for r in roots]
-    names = unique_names([r.resolve().name for r in roots])
-    scenes = [
-        dataclasses.replace(s, recording_id=f"{name}/{s.recording_id}", source=i)
-        for i, (name, part) in enumerate(zip(names, parts))
-        for s in part.scenes
-    ]
-    if any(part.folds for part in parts):
-        log.info("official folds are not used when datasets are combined")
-    dataset = Dataset(
-        root=roots[0],
-        layout="+".join(part.layout for part in parts),
-        labels=tuple(sorted({s.label for s in scenes})),
-        scenes=scenes,
-        sample_rate=sample_rate,
-        chunk_seconds=chunk_seconds,
-        skipped=[x for part in parts for x in part.skipped],
-        sources=tuple(names),
-        roots=tuple(roots),
-    )
-    log.info("combined: %s", dataset.summary())
-    return dataset
-
-
-def unique_names(names: Sequence[str]) -> list[str]:
-    """``names`` with a repeated one numbered (``data``, ``data-2``): two folders called alike stay apart."""
-    out: list[str] = []
-    for name in names:
-        candidate, n = name, 1
-        while candidate in out:
-            n += 1
-            candidate = f"{name}-{n}"
-        out.append(candidate)
-    return out
 
 
 def _cut_scenes(

@@ -21,12 +21,11 @@ from edge_asc.training.datasets import (
     detect_layout,
     extract_segments,
     load_dataset,
-    load_datasets,
     load_scene_audio,
     recording_from_name,
     recordings_on_both_sides,
-    unique_names,
 )
+from edge_asc.training.combine import load_datasets, unique_names
 from edge_asc.training.splits import default_folds, official_folds, random_scene_split, split_by_recording
 from edge_asc.dsp.features import FeatureConfig, FeatureExtractor
 
