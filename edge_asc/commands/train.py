@@ -89,6 +89,8 @@ def torchrun_command(args: argparse.Namespace) -> list[str]:
         value, flag = getattr(args, action.dest), max(action.option_strings, key=len)
         if action.nargs == 0:  # store_true / store_false: given when it differs from the default
             line += [flag] if value != action.default else []
+        elif isinstance(action, argparse._AppendAction):  # --data A --data B: the flag once per value
+            line += [part for item in value or () for part in (flag, str(item))]
         elif value is not None and (action.default is argparse.SUPPRESS or value != action.default):
             line += [flag, str(value)]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.workers), "-m", "edge_asc", *line]

@@ -264,12 +264,13 @@ class StdinSource(_ThreadSource):
 
 def _stdin_stream() -> BinaryIO:
     """The process's standard input as a binary stream; SourceError when there is none (fd 0 closed)."""
+    closed = SourceError("--source stdin: standard input is not open; pipe raw PCM into edge-asc run")
     try:
         os.fstat(0)
-    except OSError as exc:
-        raise SourceError(f"--source stdin: standard input is not open ({exc.strerror or exc}); pipe raw PCM into edge-asc run") from None
+    except OSError:  # EBADF; Python may also have found it closed at start (sys.stdin None): the same line
+        raise closed from None
     if sys.stdin is None:
-        raise SourceError("--source stdin: standard input is not open; pipe raw PCM into edge-asc run")
+        raise closed
     return sys.stdin.buffer
 
 

@@ -145,7 +145,7 @@ def test_steps_per_epoch_share_the_segments_between_the_ranks():
 
 
 def test_workers_reruns_the_same_command_line_under_torchrun_without_workers(tmp_path):
-    argv = ["--log-level", "DEBUG", "train", "--data", "d", "--out", str(tmp_path), "--workers", "3", "--epochs", "2",
+    argv = ["--log-level", "DEBUG", "train", "--data", "d", "--data", "e", "--out", str(tmp_path), "--workers", "3", "--epochs", "2",
             "--no-augment", "--resume", "--lr", "0.001", "--extract-workers", "2", "--no-cache"]
     args = build_parser().parse_args(argv)
     command = torchrun_command(args)
