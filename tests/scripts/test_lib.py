@@ -72,6 +72,10 @@ def test_the_virtual_environment_is_made_once_in_the_clone_and_sees_the_machines
     assert "==> creating the virtual environment .venv" in done.stdout and "==> using the virtual environment .venv" in done.stdout
     cfg = (tmp_path / ".venv" / "pyvenv.cfg").read_text()
     assert "include-system-site-packages = true" in cfg
-    probe = subprocess.run([str(tmp_path / ".venv" / "bin" / "python"), "-c", "import sys, numpy; print(sys.prefix)"],
-                           capture_output=True, text=True, check=True)  # fmt: skip
-    assert Path(probe.stdout.strip()) == tmp_path / ".venv"
+    # the machine's packages: the base interpreter's site-packages are on the new environment's path (which
+    # packages they hold depends on the machine: a stock Debian python has neither numpy nor pip there)
+    code = "import site, sys; print(sys.prefix); print(sys.base_prefix); print(*site.getsitepackages(), sep='\\n'); print(*sys.path, sep='\\n')"
+    probe = subprocess.run([str(tmp_path / ".venv" / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True)
+    prefix, base, *paths = probe.stdout.splitlines()
+    assert Path(prefix) == tmp_path / ".venv"
+    assert any(Path(path).is_relative_to(base) and "-packages" in path for path in paths), paths
