@@ -325,14 +325,27 @@ def honest_folds(dataset, splits, feats, folds: list[list[str]], work: Path, epo
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_fold_arguments(p: argparse.ArgumentParser) -> None:
+    """--data, --work, --epochs, --json: what the per-fold encoders are made from (shared with bench_enroll_rules.py
+    and bench_novelty.py, which reuse the fold models this script trains under --work)."""
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ambient13")
-    p.add_argument("--model", type=Path, default=REPO / "models" / "edge-asc-amb13.onnx")
-    p.add_argument("--index", type=Path, default=REPO / "index" / "edge-asc-amb13")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench_enroll", help="fold models, feature caches (kept for reruns)")
     p.add_argument("--epochs", type=int, default=FOLD_EPOCHS, help=f"training epochs of the fold encoders (default {FOLD_EPOCHS})")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+
+
+def recording_folds(dataset, cfg, work: Path):
+    """(splits, each fold's test recording ids, every recording's features): 3 folds grouped by recording, seed 0."""
+    splits = split_by_recording(dataset, 3, 0)
+    folds = [sorted({dataset.scenes[i].recording_id for i in f.test}) for f in splits]
+    return splits, folds, recording_features(dataset, cfg, work / "recording_features.npz")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_fold_arguments(p)
+    p.add_argument("--model", type=Path, default=REPO / "models" / "edge-asc-amb13.onnx")
+    p.add_argument("--index", type=Path, default=REPO / "index" / "edge-asc-amb13")
     args = p.parse_args(argv)
     try:
         encoder = Encoder(args.model)
@@ -342,9 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     dataset = load_dataset(args.data)
     seg_s = encoder.meta.feature_config.segment_seconds
-    splits = split_by_recording(dataset, 3, 0)
-    folds = [sorted({dataset.scenes[i].recording_id for i in f.test}) for f in splits]
-    feats = recording_features(dataset, encoder.meta.feature_config, args.work / "recording_features.npz")
+    splits, folds, feats = recording_folds(dataset, encoder.meta.feature_config, args.work)
     res = {"recordings": len(feats), "folds": "3, grouped by recording (training.splits.split_by_recording, seed 0)"}
     for name, data in (("honest", honest_folds(dataset, splits, feats, folds, args.work, args.epochs)), ("shipped", shipped_folds(encoder, index, feats, folds))):
         res[name] = {"remember": remember(data, seg_s), "enrolled_only": enrolled_only(data, seg_s)}

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,6 @@ import bench_enroll as be  # noqa: E402  (the fold models and recording features
 from edge_asc.runtime.decision import vote  # noqa: E402
 from edge_asc.runtime.encoder import Encoder  # noqa: E402
 from edge_asc.training.datasets import load_dataset  # noqa: E402
-from edge_asc.training.splits import split_by_recording  # noqa: E402
 
 BIASES = (1.0, 0.95, 0.9, 0.85, 0.8, 0.7)
 KS = (1, 3, 5)
@@ -195,17 +193,12 @@ def enrolled_only(dists: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, default=be.REPO.parent / "shared" / "data" / "ambient13")
+    be.add_fold_arguments(p)
     p.add_argument("--model", type=Path, default=be.REPO / "models" / "edge-asc-amb13.onnx", help="only its feature settings are used")
-    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench_enroll", help="fold models (bench_enroll.py's), feature cache")
-    p.add_argument("--epochs", type=int, default=be.FOLD_EPOCHS)
-    p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     dataset = load_dataset(args.data)
     fc = Encoder(args.model).meta.feature_config
-    splits = split_by_recording(dataset, 3, 0)
-    folds = [sorted({dataset.scenes[i].recording_id for i in f.test}) for f in splits]
-    feats = be.recording_features(dataset, fc, args.work / "recording_features.npz")
+    splits, folds, feats = be.recording_folds(dataset, fc, args.work)
     data = be.honest_folds(dataset, splits, feats, folds, args.work, args.epochs)
     res = {"remember": {}, "enrolled_only": {}}
     for e in be.ENROL_SECONDS:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,22 +27,15 @@ import bench_enroll as be  # noqa: E402
 from edge_asc.evaluation.novelty import USEFUL_AUROC, leave_one_class_out  # noqa: E402
 from edge_asc.runtime.encoder import Encoder  # noqa: E402
 from edge_asc.training.datasets import load_dataset  # noqa: E402
-from edge_asc.training.splits import split_by_recording  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, default=be.REPO.parent / "shared" / "data" / "ambient13")
+    be.add_fold_arguments(p)
     p.add_argument("--model", type=Path, default=be.REPO / "models" / "edge-asc-amb13.onnx", help="only its feature settings are used")
-    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench_enroll")
-    p.add_argument("--epochs", type=int, default=be.FOLD_EPOCHS)
-    p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     dataset = load_dataset(args.data)
-    fc = Encoder(args.model).meta.feature_config
-    splits = split_by_recording(dataset, 3, 0)
-    folds = [sorted({dataset.scenes[i].recording_id for i in f.test}) for f in splits]
-    feats = be.recording_features(dataset, fc, args.work / "recording_features.npz")
+    splits, folds, feats = be.recording_folds(dataset, Encoder(args.model).meta.feature_config, args.work)
     res = {"folds": []}
     for f, fd in enumerate(be.honest_folds(dataset, splits, feats, folds, args.work, args.epochs)):
         emb = np.concatenate([fd.rec_emb[r][1] for r in fd.test])
