@@ -27,6 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+source bench/emulated_cpu.sh
 STEPS=${STEPS:-demo compare install tests}
 X86_PYTHON=${X86_PYTHON:-$REPO/.venv/bin/python}
 [ "$(id -u)" -eq 0 ] || { echo "$0: run as root (debootstrap, chroot)" >&2; exit 1; }
@@ -62,12 +63,11 @@ mount_root() {
     local m
     mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
     for m in dev dev/pts; do mountpoint -q "$ROOT/$m" || mount --bind "/$m" "$ROOT/$m"; done
-    # no /sys: with the host's /sys and /proc/cpuinfo, onnxruntime's import segfaults under qemu-user
-    mountpoint -q "$ROOT/sys" && umount -l "$ROOT/sys"
-    return 0
+    # not the host's /sys but a Pi's view of its CPUs (bench/emulated_cpu.sh says why)
+    emulated_cpu_view "$ROOT"
 }
 cleanup() {
-    for m in dev/pts dev sys proc; do mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"; done
+    for m in proc/cpuinfo dev/pts dev sys proc; do mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"; done
     [ "${KEEP_ROOT:-1}" = 1 ] || rm -rf --one-file-system "$ROOT"
 }
 trap cleanup EXIT

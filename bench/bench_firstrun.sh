@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+source bench/emulated_cpu.sh
 ARCH=${ARCH:-amd64}
 SUITE=bookworm
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
@@ -24,7 +25,7 @@ ROOT=$(mktemp -d /var/tmp/edge-asc-firstrun.XXXXXX)
 command -v debootstrap >/dev/null || { echo "$0: apt-get install debootstrap" >&2; exit 1; }
 
 cleanup() {
-    for m in dev/pts dev sys proc; do mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"; done
+    for m in proc/cpuinfo dev/pts dev sys proc; do mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"; done
     [ "${KEEP:-0}" = 1 ] && echo "kept $ROOT" || rm -rf --one-file-system "$ROOT"
 }
 trap cleanup EXIT
@@ -44,9 +45,8 @@ fi
 cp -a "$BASE/." "$ROOT/"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 mount -t proc proc "$ROOT/proc"; mount --bind /dev "$ROOT/dev"; mount --bind /dev/pts "$ROOT/dev/pts"
-# Not /sys under emulation: onnxruntime's cpuinfo reads the host's CPU list there and the host's (x86)
-# /proc/cpuinfo, and its import segfaults under qemu-user (an emulation artefact; a real arm64 is fine).
-[ "$ARCH" = "$(dpkg --print-architecture)" ] && mount --bind /sys "$ROOT/sys"
+# Under emulation not the host's /sys but a Pi's view of its CPUs (bench/emulated_cpu.sh says why)
+if [ "$ARCH" = "$(dpkg --print-architecture)" ]; then mount --bind /sys "$ROOT/sys"; else emulated_cpu_view "$ROOT"; fi
 ENV=(PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8)
 # A network behind a TLS-inspecting proxy: the host's local CAs are trusted in the root too (apt, pip).
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then

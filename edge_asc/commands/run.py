@@ -108,8 +108,11 @@ def run(args: argparse.Namespace) -> int:
     except ServerError as exc:  # the socket is taken by a running daemon, or cannot be created
         log.error("%s", exc)
         return 1
-    if source.stuck:  # PortAudio's exit handler would block on the frozen sound server until it thaws
-        log.warning("the audio device is still frozen; exiting without waiting for it")
+    # PortAudio's exit handler would block on a frozen sound server until it thaws; a worker still inside
+    # onnxruntime when the interpreter ends aborts the process (SIGABRT, a core dump for systemd)
+    stuck = "the audio device is still frozen" if source.stuck else "the worker is still busy" if daemon.worker_stuck else ""
+    if stuck:
+        log.warning("%s; exiting without waiting for it", stuck)
         logging.shutdown()
         os._exit(code)
     return code

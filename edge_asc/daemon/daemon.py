@@ -101,6 +101,7 @@ class Daemon:
         self._overflows_warned_at = float("-inf")
         self._started = 0.0
         self.exit_code = 0
+        self.worker_stuck = False  # the worker outlived STOP_TIMEOUT_S: the entry point exits without waiting for it
         self.source_lost = False
 
     # --- the server's callbacks (server thread) ---------------------------------------------------
@@ -268,7 +269,7 @@ class Daemon:
             self._worker.join(STOP_TIMEOUT_S)
             if self._worker.is_alive():
                 log.error("the worker did not finish within %.0f s", STOP_TIMEOUT_S)
-                self.exit_code = self.exit_code or 1
+                self.exit_code, self.worker_stuck = self.exit_code or 1, True
 
     # --- the worker thread ------------------------------------------------------------------------
     def _work(self) -> None:

@@ -438,3 +438,30 @@ def test_sigterm_with_a_fast_file_source_exits_0_within_the_bound(tiny_artifacts
     rc = d.wait(30)
     took = time.monotonic() - t0
     assert rc == 0 and took < SIGTERM_EXIT_BOUND_S, f"exit {rc} after {took:.1f} s:\n{d.log()}"
+
+
+def test_a_worker_still_busy_after_the_stop_timeout_ends_in_exit_1_not_an_abort(tiny_artifacts, runtime_env, tmp_path):
+    # STOP_TIMEOUT_S 0 stands for a device too slow to drain its ring in time (seen under emulation:
+    # the interpreter's exit with the worker inside onnxruntime aborted the process: SIGABRT, a core dump)
+    import soundfile as sf
+
+    clip, rate = sf.read(str(tiny_artifacts.clips["rain"]), dtype="float32")
+    long_file = tmp_path / "long.flac"
+    sf.write(str(long_file), np.tile(clip, 100), rate, subtype="PCM_16")
+    wrapper = "import edge_asc.daemon.daemon as d; d.STOP_TIMEOUT_S = 0.0\n" + WRAPPER
+    sock = tmp_path / "edge-asc.sock"
+    argv = [sys.executable, "-c", wrapper, "run", "--socket", str(sock), "--source", f"file:{long_file}", "--no-realtime", *_artifact_args(tiny_artifacts)]
+    proc = subprocess.Popen(argv, env=runtime_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1.0)  # the worker is busy with the file
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out
+    assert "the worker did not finish within 0 s" in out and "the worker is still busy; exiting without waiting for it" in out
+    assert "terminate called" not in out and not sock.exists()

@@ -4,7 +4,8 @@ Each root is a directory made here with the files of a Debian image that the scr
 (/etc/passwd, group, shadow, gshadow with an existing user in group audio, systemd's own units copied
 from this machine). The install is real: useradd/usermod/userdel --prefix edit the root's user
 database, the venv is a real venv (--system-site-packages and pip --no-deps --no-build-isolation
-keep it offline and fast; the full install from PyPI is bench/bench_install.sh), the artifacts are the
+keep it offline and fast, borrowed_site() lends it the test environment's packages; the full install
+from PyPI is bench/bench_install.sh), the artifacts are the
 tiny real model and index of tests/conftest.py, the installed daemon checks them
 (--check-config), and `systemctl --root` enables the unit offline. No systemd runs in CI, so the
 only stand-in is the recording systemctl of the test that exercises the "systemd is running" branch;
@@ -23,6 +24,7 @@ import socket
 import stat
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from pathlib import Path
@@ -97,8 +99,30 @@ def diff(a: dict, b: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+def borrowed_site() -> dict[str, str]:
+    """PYTHONPATH naming the test environment's own site-packages, when the tests run in a venv.
+
+    The offline install's venv (--system-site-packages, --without-pip) takes pip and the runtime's
+    dependencies from elsewhere. A venv made by a venv's interpreter sees the base interpreter's site
+    only: a pyenv build has them there, a stock Debian python (PEP 668) has neither pip nor numpy, and
+    they are in the clone's .venv alone. PYTHONPATH comes before the venv's own site-packages, but
+    edge_asc is editable in .venv and its .pth is read in site directories only: the installed copy
+    is the one imported."""
+    if sys.prefix == sys.base_prefix:
+        return {}
+    paths = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
+@pytest.fixture(autouse=True)
+def _borrowed_site(monkeypatch):
+    """Every command a test runs from the installed venv sees the packages the install borrowed."""
+    for key, value in borrowed_site().items():
+        monkeypatch.setenv(key, value)
+
+
 def install_env(root: Path, artifacts, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = dict(os.environ, **borrowed_site())
     env.pop("NOTIFY_SOCKET", None)
     env.update(
         EDGE_ASC_SRC=str(source_of(root)),
