@@ -60,7 +60,8 @@ INDEX_NAME=edge-asc-amb13
 DROPIN=$UNIT.d/network.conf
 MQTT_SECRET=mqtt.password
 STAMP=$PREFIX/.edge-asc-source.sha256
-APT_PACKAGES=(python3 python3-venv python3-dev build-essential libportaudio2 libsndfile1 libasound2-plugins alsa-utils)
+# procps: /bin/kill, the unit's ExecReload (a minimal image, a container's or debootstrap's minbase, has none)
+APT_PACKAGES=(python3 python3-venv python3-dev build-essential libportaudio2 libsndfile1 libasound2-plugins alsa-utils procps)
 
 SRC_DIR=$(cd "${EDGE_ASC_SRC:-$(dirname "${BASH_SOURCE[0]}")/..}" && pwd)
 ROOT=${EDGE_ASC_ROOT:-}
