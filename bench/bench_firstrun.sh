@@ -44,6 +44,8 @@ if [ ! -x "$BASE/usr/bin/python3" ]; then
 fi
 cp -a "$BASE/." "$ROOT/"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# debootstrap writes no /etc/hosts (an installer or image does): "localhost" would go to DNS
+[ -e "$ROOT/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
 mount -t proc proc "$ROOT/proc"; mount --bind /dev "$ROOT/dev"; mount --bind /dev/pts "$ROOT/dev/pts"
 # Under emulation not the host's /sys but a Pi's view of its CPUs (bench/emulated_cpu.sh says why)
 if [ "$ARCH" = "$(dpkg --print-architecture)" ]; then mount --bind /sys "$ROOT/sys"; else emulated_cpu_view "$ROOT"; fi

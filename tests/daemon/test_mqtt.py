@@ -238,7 +238,7 @@ def test_three_daemons_on_one_broker_are_seen_by_one_subscriber(tiny_artifacts, 
         procs.append(daemons(where, runtime_env, ["--no-realtime", "--source", f"file:{tiny_artifacts.clips[label]}", "--mqtt", broker.url, "--device-id", f"robot-{i}", *_artifact_args(tiny_artifacts)]))
     for d in procs:
         assert d.wait() == 0, d.log()
-    got = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", "edge-asc/+/scene", "-v", "-C", "3", "-W", "10"], capture_output=True, text=True, timeout=20)
+    got = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "edge-asc/+/scene", "-v", "-C", "3", "-W", "10"], capture_output=True, text=True, timeout=20)
     seen = dict(line.split(" ", 1) for line in got.stdout.splitlines())  # the retained scene of each device
     assert seen == {f"edge-asc/robot-{i}/scene": label for i, label in enumerate(labels)}, got
 

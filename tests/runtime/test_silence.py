@@ -14,6 +14,8 @@ from edge_asc.runtime.pipeline import SILENCE_DBFS, Pipeline, load_artifacts, se
 from edge_asc.runtime.enrolled import SILENCE_LABEL
 from edge_asc.runtime.search import Searcher
 
+from conftest import AMBIENT13
+
 SEG = 4800  # 300 ms at 16 kHz
 
 
@@ -50,6 +52,19 @@ def test_the_gate_measures_the_segments_own_samples_not_its_left_context(tiny_ar
     loud = read_audio(tiny_artifacts.clips["forest_birds"], 16000)[: SEG * 3]
     index, segs, _ = _run(tiny_artifacts, np.concatenate([loud, np.zeros(SEG * 2, dtype=np.float32)]))
     assert [s.label == index.silence_id for s in segs] == [False, False, False, True, True]
+
+
+def test_the_quietest_real_recording_is_a_scene_in_every_segment_and_its_quiet_parts_silence_30_db_lower(tiny_artifacts):
+    path = AMBIENT13 / "campfire" / "noice__bonfire.flac"  # bench/bench_silence.py: the quietest of ambient13, -80.4 dBFS at worst
+    if not path.exists():
+        pytest.skip(f"{path} not found (../shared's recordings)")
+    audio = read_audio(path, 16000)
+    index, segs, _ = _run(tiny_artifacts, audio)
+    assert len(segs) > 100 and not any(s.label == index.silence_id for s in segs)
+    levels = [segment_dbfs(audio[i * SEG : (i + 1) * SEG]) for i in range(len(segs))]  # -80 .. -36 dBFS (crackles)
+    index, segs, _ = _run(tiny_artifacts, (audio * 10 ** (-30 / 20)).astype(np.float32))
+    assert [s.label == index.silence_id for s in segs] == [level - 30 < SILENCE_DBFS for level in levels]
+    assert 0.5 * len(segs) < sum(level - 30 < SILENCE_DBFS for level in levels) < len(segs)  # both kinds occur
 
 
 def test_a_null_gate_lets_silence_vote_a_scene_and_does_not_list_the_label(tiny_artifacts):
