@@ -456,7 +456,7 @@ def test_a_worker_still_busy_after_the_stop_timeout_ends_in_exit_1_not_an_abort(
         deadline = time.monotonic() + 30
         while not sock.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(1.0)  # the worker is busy with the file
+        time.sleep(0.5)  # the worker is busy with the file (10 minutes of it)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     finally:
