@@ -326,9 +326,10 @@ def honest_folds(dataset, splits, feats, folds: list[list[str]], work: Path, epo
 
 
 def add_fold_arguments(p: argparse.ArgumentParser) -> None:
-    """--data, --work, --epochs, --json: what the per-fold encoders are made from (shared with bench_enroll_rules.py
-    and bench_novelty.py, which reuse the fold models this script trains under --work)."""
+    """--data, --work, --epochs, --json, --model: what the per-fold encoders are made from (shared with
+    bench_enroll_rules.py and bench_novelty.py, which reuse the fold models this script trains under --work)."""
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ambient13")
+    p.add_argument("--model", type=Path, default=REPO / "models" / "edge-asc-amb13.onnx", help="the shipped encoder; its feature settings make the fold features")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench_enroll", help="fold models, feature caches (kept for reruns)")
     p.add_argument("--epochs", type=int, default=FOLD_EPOCHS, help=f"training epochs of the fold encoders (default {FOLD_EPOCHS})")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -341,10 +342,17 @@ def recording_folds(dataset, cfg, work: Path):
     return splits, folds, recording_features(dataset, cfg, work / "recording_features.npz")
 
 
+def folds_from_arguments(args: argparse.Namespace):
+    """(feature config, each fold's FoldData) for add_fold_arguments' arguments: the fold models under --work."""
+    dataset = load_dataset(args.data)
+    cfg = Encoder(args.model).meta.feature_config
+    splits, folds, feats = recording_folds(dataset, cfg, args.work)
+    return cfg, honest_folds(dataset, splits, feats, folds, args.work, args.epochs)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_fold_arguments(p)
-    p.add_argument("--model", type=Path, default=REPO / "models" / "edge-asc-amb13.onnx")
     p.add_argument("--index", type=Path, default=REPO / "index" / "edge-asc-amb13")
     args = p.parse_args(argv)
     try:

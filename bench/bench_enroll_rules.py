@@ -41,8 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_enroll as be  # noqa: E402  (the fold models and recording features)
 
 from edge_asc.runtime.decision import vote  # noqa: E402
-from edge_asc.runtime.encoder import Encoder  # noqa: E402
-from edge_asc.training.datasets import load_dataset  # noqa: E402
 
 BIASES = (1.0, 0.95, 0.9, 0.85, 0.8, 0.7)
 KS = (1, 3, 5)
@@ -194,12 +192,8 @@ def enrolled_only(dists: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     be.add_fold_arguments(p)
-    p.add_argument("--model", type=Path, default=be.REPO / "models" / "edge-asc-amb13.onnx", help="only its feature settings are used")
     args = p.parse_args(argv)
-    dataset = load_dataset(args.data)
-    fc = Encoder(args.model).meta.feature_config
-    splits, folds, feats = be.recording_folds(dataset, fc, args.work)
-    data = be.honest_folds(dataset, splits, feats, folds, args.work, args.epochs)
+    fc, data = be.folds_from_arguments(args)
     res = {"remember": {}, "enrolled_only": {}}
     for e in be.ENROL_SECONDS:
         res["remember"][f"{e:g}s"] = remember([fold_distances(fd, fc.segment_seconds, e) for fd in data])

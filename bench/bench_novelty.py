@@ -25,19 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_enroll as be  # noqa: E402
 
 from edge_asc.evaluation.novelty import USEFUL_AUROC, leave_one_class_out  # noqa: E402
-from edge_asc.runtime.encoder import Encoder  # noqa: E402
-from edge_asc.training.datasets import load_dataset  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     be.add_fold_arguments(p)
-    p.add_argument("--model", type=Path, default=be.REPO / "models" / "edge-asc-amb13.onnx", help="only its feature settings are used")
     args = p.parse_args(argv)
-    dataset = load_dataset(args.data)
-    splits, folds, feats = be.recording_folds(dataset, Encoder(args.model).meta.feature_config, args.work)
     res = {"folds": []}
-    for f, fd in enumerate(be.honest_folds(dataset, splits, feats, folds, args.work, args.epochs)):
+    for f, fd in enumerate(be.folds_from_arguments(args)[1]):
         emb = np.concatenate([fd.rec_emb[r][1] for r in fd.test])
         lab = np.concatenate([np.full(len(fd.rec_emb[r][1]), fd.labels.index(fd.rec_emb[r][0])) for r in fd.test])
         r = leave_one_class_out(fd.base_vecs, fd.base_labels, emb, lab)
